@@ -1,0 +1,1 @@
+//! orderly-ocpp (being built).

@@ -1,0 +1,1 @@
+//! orderly-sim (being built).

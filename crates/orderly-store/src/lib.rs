@@ -1,0 +1,1 @@
+//! orderly-store (being built).
