@@ -1,0 +1,143 @@
+//! The simulated plant: the cars of a window, charged slot by slot with whatever power a policy
+//! asks for, within what each car can physically take. Metrics are measured here, on what was
+//! delivered, not on what a policy claimed.
+//!
+//! A car takes at most its rate and never more energy than it still wants (its battery is full
+//! when the wanted energy is in). A V2G car may also give power back, at most its discharge
+//! limit; its battery level is tracked with its efficiencies, and a slot that leaves it below
+//! its floor counts as a floor violation (the plant obeys the policy: the violation is the
+//! policy's fault and is reported, not hidden).
+//!
+//! V2G accounting: `power_kw` is grid-side. Charging `p` for `h` hours adds `p·h·η_c` to the
+//! battery; discharging removes `|p|·h/η_d`. The car's target is the battery level it would
+//! reach by charging its wanted energy without V2G: `soc_arrival + wanted·η_c`. Its delivered
+//! energy is counted as its battery gain divided by `η_c` (so a V2G car that ends where plain
+//! charging would have left it has delivered exactly its wanted energy), capped at the wanted
+//! energy. Wear is charged per kWh discharged from the battery.
+
+use orderly_schedule::V2g;
+
+use crate::window::Scenario;
+
+/// Below this, a remaining energy is float noise: the car counts as full (kWh).
+pub const ENERGY_EPS_KWH: f64 = 1e-9;
+
+/// Battery state of a V2G car.
+#[derive(Debug, Clone, PartialEq)]
+pub struct V2gState {
+    pub params: V2g,
+    /// Battery level now (kWh).
+    pub soc_kwh: f64,
+    /// Battery level the car must reach by departure (kWh).
+    pub target_kwh: f64,
+    /// Grid-side energy given back so far (kWh).
+    pub discharged_kwh: f64,
+    /// Battery-side energy taken out so far (kWh), for wear.
+    pub cycled_kwh: f64,
+}
+
+/// The cars and what they have received.
+#[derive(Debug, Clone)]
+pub struct Plant<'a> {
+    pub scenario: &'a Scenario,
+    /// Per session, delivered grid-side power per slot of its stay (index 0 is its arrival slot).
+    pub delivered_kw: Vec<Vec<f64>>,
+    /// Per session, energy still wanted (kWh). For a V2G car: `(target − soc) / η_c`, ≥ 0.
+    pub remaining_kwh: Vec<f64>,
+    pub v2g: Vec<Option<V2gState>>,
+    /// Aggregate grid-side load per slot (kW).
+    pub load_kw: Vec<f64>,
+    /// Slots × V2G cars left below their floor.
+    pub floor_violations: usize,
+}
+
+impl<'a> Plant<'a> {
+    /// A plant with the given V2G parameters per session (`None` for charge-only cars).
+    pub fn new(scenario: &'a Scenario, v2g: Vec<Option<V2g>>) -> Self {
+        let v2g: Vec<Option<V2gState>> = v2g
+            .into_iter()
+            .zip(&scenario.sessions)
+            .map(|(p, s)| {
+                p.map(|params| V2gState {
+                    soc_kwh: params.soc_kwh,
+                    target_kwh: params.soc_kwh + s.wanted_kwh * params.charge_efficiency,
+                    params,
+                    discharged_kwh: 0.0,
+                    cycled_kwh: 0.0,
+                })
+            })
+            .collect();
+        Self {
+            scenario,
+            delivered_kw: scenario
+                .sessions
+                .iter()
+                .map(|s| vec![0.0; s.slots()])
+                .collect(),
+            remaining_kwh: scenario.sessions.iter().map(|s| s.wanted_kwh).collect(),
+            v2g,
+            load_kw: vec![0.0; scenario.n_slots],
+            floor_violations: 0,
+        }
+    }
+
+    /// Sessions plugged in during `slot`.
+    pub fn present(&self, slot: usize) -> impl Iterator<Item = usize> + '_ {
+        self.scenario
+            .sessions
+            .iter()
+            .filter(move |s| s.is_present(slot))
+            .map(|s| s.index)
+    }
+
+    /// Applies a requested power to session `index` in `slot` and returns what was delivered:
+    /// the request clipped to the car's limits. Each session may be driven once per slot.
+    pub fn apply(&mut self, slot: usize, index: usize, requested_kw: f64) -> f64 {
+        let session = &self.scenario.sessions[index];
+        if !session.is_present(slot) || !requested_kw.is_finite() {
+            return 0.0;
+        }
+        let h = self.scenario.slot_hours();
+        let delivered = match &mut self.v2g[index] {
+            None => {
+                let kw = requested_kw
+                    .min(session.rate_kw)
+                    .min(self.remaining_kwh[index] / h)
+                    .max(0.0);
+                self.remaining_kwh[index] -= kw * h;
+                kw
+            }
+            Some(car) => {
+                let p = &car.params;
+                let room_kw = (p.battery_kwh - car.soc_kwh).max(0.0) / (h * p.charge_efficiency);
+                let kw = requested_kw
+                    .min(session.rate_kw)
+                    .min(room_kw)
+                    .max(-p.max_discharge_kw);
+                if kw >= 0.0 {
+                    car.soc_kwh += kw * h * p.charge_efficiency;
+                } else {
+                    let out = -kw * h / p.discharge_efficiency;
+                    car.soc_kwh -= out;
+                    car.cycled_kwh += out;
+                    car.discharged_kwh += -kw * h;
+                }
+                if car.soc_kwh < p.floor_kwh - ENERGY_EPS_KWH {
+                    self.floor_violations += 1;
+                }
+                self.remaining_kwh[index] =
+                    ((car.target_kwh - car.soc_kwh) / p.charge_efficiency).max(0.0);
+                kw
+            }
+        };
+        self.delivered_kw[index][slot - session.arrival_slot] = delivered;
+        self.load_kw[slot] += delivered;
+        delivered
+    }
+
+    /// Energy counted as delivered to session `index` (kWh), see the module docs.
+    pub fn delivered_kwh(&self, index: usize) -> f64 {
+        let wanted = self.scenario.sessions[index].wanted_kwh;
+        (wanted - self.remaining_kwh[index]).clamp(0.0, wanted)
+    }
+}
