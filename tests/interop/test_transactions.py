@@ -1,0 +1,214 @@
+"""Transactions and meter values: nothing lost, nothing counted twice, across
+reconnects, replays and a server crash."""
+
+from __future__ import annotations
+
+from harness import (
+    Api,
+    call,
+    charge_point,
+    collect,
+    energy_sample,
+    new_id,
+    parse_ts,
+    same_instant,
+    timedelta,
+    utcnow,
+)
+
+ENERGY = "Energy.Active.Import.Register"
+
+
+def series(rows: list[dict], measurand: str = ENERGY) -> list[tuple]:
+    """(timestamp, value) of one measurand, in the order the API returned them."""
+    out = []
+    for row in rows:
+        # Per OCPP a sampled value without measurand is the energy register.
+        if (row.get("measurand") or ENERGY) == measurand:
+            out.append((parse_ts(row["timestamp"]), float(row["value"])))
+    return out
+
+
+def assert_time_ordered(rows: list[dict]) -> None:
+    stamps = [parse_ts(r["timestamp"]) for r in rows]
+    assert stamps == sorted(stamps), f"meter values not in time order: {[r['timestamp'] for r in rows]}"
+
+
+async def test_full_transaction_with_meter_values(server, api, cp_id, tag):
+    t0 = utcnow() - timedelta(minutes=10)
+    at = lambda minutes: t0 + timedelta(minutes=minutes)  # noqa: E731
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot()
+        assert (await cp.authorize(tag))["status"] == "Accepted"
+        await cp.status(1, "Preparing", timestamp=t0)
+        tx_id = await cp.start_tx(tag, connector=1, meter_start=1000, timestamp=t0)
+        await cp.status(1, "Charging", timestamp=t0)
+        assert tx_id in [t["id"] for t in await api.transactions(charger_id=cp_id, active=True)]
+        for minute, wh, watts in ((1, 2000, 7000), (2, 3500, 7100), (3, 5000, 7200)):
+            sample = energy_sample(at(minute), wh)
+            sample["sampledValue"].append(
+                {"value": str(watts), "measurand": "Power.Active.Import", "unit": "W",
+                 "context": "Sample.Periodic"}
+            )
+            await cp.send(
+                call.MeterValues(
+                    connector_id=1, transaction_id=tx_id, meter_value=[sample]
+                )
+            )
+        conf = await cp.stop_tx(
+            tx_id, 8500, reason="Local", id_tag=tag, timestamp=at(4),
+            transaction_data=[energy_sample(at(4), 8500, context="Transaction.End")],
+        )
+        assert conf.id_tag_info["status"] == "Accepted"
+        await cp.status(1, "Finishing", timestamp=at(4))
+        await cp.status(1, "Available", timestamp=at(4))
+
+    done = await api.transaction(tx_id)
+    assert done["charger_id"] == cp_id and done["connector_id"] == 1 and done["id_tag"] == tag
+    assert (done["meter_start_wh"], done["meter_stop_wh"]) == (1000, 8500)
+    assert done["energy_wh"] == 8500 - 1000
+    assert same_instant(done["started_at"], t0) and same_instant(done["stopped_at"], at(4))
+    assert done["stop_reason"] == "Local"
+    assert tx_id not in [t["id"] for t in await api.transactions(charger_id=cp_id, active=True)]
+    assert tx_id in [t["id"] for t in await api.transactions(charger_id=cp_id, active=False)]
+
+    rows = await api.meter_values(tx_id)
+    assert_time_ordered(rows)
+    assert [v for _, v in series(rows)] == [2000, 3500, 5000, 8500]
+    assert [v for _, v in series(rows, "Power.Active.Import")] == [7000, 7100, 7200]
+    power = [r for r in rows if r.get("measurand") == "Power.Active.Import"]
+    assert all(r["unit"] == "W" for r in power)
+
+
+async def test_reconnect_replays_offline_queue_without_duplicates(server, api, cp_id, tag):
+    t0 = utcnow() - timedelta(minutes=30)
+    at = lambda minutes: t0 + timedelta(minutes=minutes)  # noqa: E731
+
+    # Connection 1: the start reaches the server, then the link drops.
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot()
+        tx_id = await cp.start_tx(tag, connector=1, meter_start=10_000, timestamp=t0)
+
+    # Connection 2: the charger did not get the .conf in time, so it replays its
+    # whole queue: the same StartTransaction, meter values out of order, the stop.
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot()
+        again = await cp.start_tx(tag, connector=1, meter_start=10_000, timestamp=t0)
+        assert again == tx_id, "a replayed StartTransaction must return the same transactionId"
+        await cp.meter(1, tx_id, [(at(3), 13_000)])
+        await cp.meter(1, tx_id, [(at(1), 11_000)])
+        await cp.meter(1, tx_id, [(at(2), 12_000)])
+        await cp.meter(1, tx_id, [(at(5), 15_000), (at(4), 14_000)])
+        stop = dict(
+            reason="Local", id_tag=tag, timestamp=at(6),
+            transaction_data=[energy_sample(at(6), 16_000, context="Transaction.End")],
+        )
+        await cp.stop_tx(tx_id, 16_000, **stop)
+
+    # Connection 3: the confirmations of connection 2 were lost too; replay again.
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot()
+        assert await cp.start_tx(tag, connector=1, meter_start=10_000, timestamp=t0) == tx_id
+        await cp.meter(1, tx_id, [(at(3), 13_000)])
+        await cp.meter(1, tx_id, [(at(1), 11_000)])
+        await cp.stop_tx(tx_id, 16_000, **stop)
+        # A genuinely new session with otherwise equal fields gets a new id.
+        later = await cp.start_tx(tag, connector=1, meter_start=10_000, timestamp=at(20))
+        assert later != tx_id
+
+    txs = await api.transactions(charger_id=cp_id)
+    assert sorted(t["id"] for t in txs) == sorted([tx_id, later]), txs
+    done = await api.transaction(tx_id)
+    assert (done["meter_start_wh"], done["meter_stop_wh"], done["energy_wh"]) == (10_000, 16_000, 6_000)
+    assert same_instant(done["stopped_at"], at(6))
+    rows = await api.meter_values(tx_id)
+    assert_time_ordered(rows)
+    assert series(rows) == [(at(m), 10_000.0 + 1000 * m) for m in range(1, 7)], series(rows)
+
+
+async def test_stop_for_a_transaction_the_server_never_saw_is_recorded(server, api, cp_id, tag):
+    stopped = utcnow() - timedelta(minutes=5)
+    unknown_tx = 900_000_001
+    stop = dict(
+        reason="Local", id_tag=tag, timestamp=stopped,
+        transaction_data=[
+            energy_sample(stopped - timedelta(minutes=1), 4_000),
+            energy_sample(stopped, 5_000, context="Transaction.End"),
+        ],
+    )
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot()
+        conf = await cp.stop_tx(unknown_tx, 5_000, **stop)
+        if conf.id_tag_info is not None:
+            assert conf.id_tag_info["status"] == "Accepted"
+        await cp.stop_tx(unknown_tx, 5_000, **stop)  # replayed: still one record
+
+    txs = await api.transactions(charger_id=cp_id)
+    assert len(txs) == 1, txs
+    rec = await api.transaction(txs[0]["id"])
+    assert rec["meter_stop_wh"] == 5_000
+    assert same_instant(rec["stopped_at"], stopped)
+    assert rec["stop_reason"] == "Local"
+    assert [v for _, v in series(await api.meter_values(rec["id"]))] == [4_000, 5_000]
+
+
+async def test_acknowledged_transaction_survives_a_server_crash(server_factory):
+    first = server_factory()
+    api = Api(first)
+    cp_id = new_id()
+    tag = "CRASHTAG"
+    await api.add_charger(cp_id)
+    await api.add_tag(tag)
+    t0 = utcnow() - timedelta(minutes=3)
+    async with charge_point(first, cp_id) as cp:
+        await cp.boot()
+        tx_id = await cp.start_tx(tag, meter_start=500, timestamp=t0)
+        await cp.meter(1, tx_id, [(t0 + timedelta(minutes=1), 700)])
+        # Everything acknowledged is committed: a SIGKILL right now loses nothing.
+        first.crash()
+    await api.aclose()
+
+    second = server_factory(storage_of=first)
+    api = Api(second)
+    try:
+        async with charge_point(second, cp_id) as cp:
+            await cp.boot()
+            await cp.stop_tx(tx_id, 1_400, reason="Local", timestamp=t0 + timedelta(minutes=2))
+        done = await api.transaction(tx_id)
+        assert (done["meter_start_wh"], done["energy_wh"]) == (500, 900)
+        assert 700 in [v for _, v in series(await api.meter_values(tx_id))]
+    finally:
+        await api.aclose()
+
+
+async def test_identical_starts_on_different_chargers_get_distinct_ids(server, api, tag):
+    ids = [new_id("PAR") for _ in range(4)]
+    for cp_id in ids:
+        await api.add_charger(cp_id)
+    stamp = utcnow() - timedelta(minutes=1)
+
+    async def session(cp_id: str) -> int:
+        async with charge_point(server, cp_id) as cp:
+            await cp.boot(connectors=1)
+            tx = await cp.start_tx(tag, connector=1, meter_start=0, timestamp=stamp)
+            await cp.stop_tx(tx, 250, reason="Local", timestamp=stamp + timedelta(seconds=30))
+            return tx
+
+    txs = await collect([session(cp_id) for cp_id in ids])
+    assert len(set(txs)) == len(ids), f"transaction ids collide across chargers: {txs}"
+    for cp_id, tx in zip(ids, txs):
+        done = await api.transaction(tx)
+        assert (done["charger_id"], done["energy_wh"]) == (cp_id, 250)
+
+
+async def test_meter_values_outside_a_transaction_are_accepted(server, api, cp_id):
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=1)
+        await cp.meter(1, None, [(utcnow(), 123)], context="Sample.Clock")
+        await cp.meter(0, None, [(utcnow(), 456)], context="Sample.Clock")
+    assert await api.transactions(charger_id=cp_id) == []
+
+
+async def test_unknown_transaction_id_in_api_is_404(server, api):
+    assert (await api.get("/transactions/987654321")).status_code == 404
+
