@@ -154,7 +154,7 @@ async def test_id_tag_status_change_takes_effect(server, api, cp_id, tag):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
         assert (await cp.authorize(tag))["status"] == "Accepted"
-        Api.ok(await api.put(f"/id-tags/{tag}", {"id_tag": tag, "status": "Blocked"}), 200, 204)
+        Api.ok(await api.put(f"/id-tags/{tag}", {"status": "Blocked"}), 200, 204)
         assert (await cp.authorize(tag))["status"] == "Blocked"
         Api.ok(await api.delete(f"/id-tags/{tag}"), 200, 204)
         assert (await cp.authorize(tag))["status"] == "Invalid"
