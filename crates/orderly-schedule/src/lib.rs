@@ -2,6 +2,12 @@
 //!
 //! Architecture invariant: no IO, no async, no clock. Time is a slot index passed in.
 
+pub mod error;
+mod flow;
 pub mod model;
+mod offline;
+mod transport;
 
+pub use error::ScheduleError;
 pub use model::*;
+pub use offline::solve_offline;

@@ -1,0 +1,157 @@
+//! The offline optimum against an independent lexicographic LP (good_lp + Clarabel), on random
+//! small instances: same total energy, same worst served fraction, same cost, same cheapest-level
+//! peak; and the hard rules hold on every plan.
+
+mod common;
+
+use common::*;
+use orderly_schedule::{Priority, Problem, Session, solve_offline};
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn offline_matches_lp(pr in problem(15)) {
+        let plan = solve_offline(&pr).unwrap();
+        check_invariants(&pr, &plan).map_err(TestCaseError::fail)?;
+        let lp = reference(&pr, &pr.capacity_kw);
+        let energy = plan_energy(&plan);
+        prop_assert!(close(energy, lp.max_energy, 1e-6, 1e-3),
+            "energy {energy} vs LP {}", lp.max_energy);
+
+        let min_frac = pr.sessions.iter().zip(&plan.sessions)
+            .filter(|(s, _)| s.energy_kwh > 0.0)
+            .map(|(s, sp)| sp.energy_kwh / s.energy_kwh)
+            .fold(1.0, f64::min);
+        prop_assert!((min_frac - lp.max_min_fraction).abs() <= 1e-6,
+            "worst served fraction {min_frac} vs LP {}", lp.max_min_fraction);
+
+        let energies: Vec<f64> = plan.sessions.iter().map(|s| s.energy_kwh).collect();
+        let (lp_cost, _) = min_cost(&pr, &pr.capacity_kw, &energies);
+        let cost = plan_cost(&plan);
+        prop_assert!(close(cost, lp_cost, 1e-6, 1e-2), "cost {cost} vs LP {lp_cost}");
+
+        let cheapest = pr.price.iter().cloned().fold(f64::INFINITY, f64::min);
+        let peak = (0..pr.price.len())
+            .filter(|&t| pr.price[t] == cheapest)
+            .map(|t| plan.sessions.iter().map(|s| s.power_kw[t]).sum::<f64>())
+            .fold(0.0, f64::max);
+        let lp_peak = min_cheapest_peak(&pr, &pr.capacity_kw, &energies, lp_cost);
+        // The peak stage fixes the cost by an inequality, a degenerate LP for an interior-point
+        // solver: compare to 1e-5 kW.
+        prop_assert!(close(peak, lp_peak, 1e-5, 1.0), "cheapest-level peak {peak} vs LP {lp_peak}");
+    }
+}
+
+fn car(id: u64, a: usize, d: usize, e: f64, r: f64) -> Session {
+    Session {
+        id,
+        arrival_slot: a,
+        departure_slot: d,
+        energy_kwh: e,
+        max_kw: r,
+        min_kw: 0.0,
+        priority: Priority::Normal,
+        v2g: None,
+    }
+}
+
+#[test]
+fn cheapest_slots_first_and_flat() {
+    // Two slots at the valley price, two at the peak: 10 kWh fit in the valley.
+    let pr = Problem {
+        slot_minutes: 60,
+        capacity_kw: vec![10.0; 4],
+        price: vec![1.0044, 0.3946, 0.3946, 1.0044],
+        sessions: vec![car(1, 0, 4, 6.0, 7.0), car(2, 0, 4, 4.0, 7.0)],
+    };
+    let plan = solve_offline(&pr).unwrap();
+    let load: Vec<f64> = (0..4)
+        .map(|t| plan.sessions.iter().map(|s| s.power_kw[t]).sum())
+        .collect();
+    assert_eq!(load[0], 0.0);
+    assert_eq!(load[3], 0.0);
+    assert!(
+        (load[1] - 5.0).abs() < 1e-9 && (load[2] - 5.0).abs() < 1e-9,
+        "{load:?}"
+    );
+    assert!((plan_cost(&plan) - 10.0 * 0.3946).abs() < 1e-9);
+    assert_eq!(plan.sessions[0].finish_slot, Some(3));
+}
+
+#[test]
+fn shortfall_is_max_min_fair_in_served_fraction() {
+    // 6 kWh of room for requests of 2, 4 and 8 kWh: fractions equalise at 6/14 each.
+    let pr = Problem {
+        slot_minutes: 60,
+        capacity_kw: vec![3.0, 3.0],
+        price: vec![0.5, 0.5],
+        sessions: vec![
+            car(1, 0, 2, 2.0, 10.0),
+            car(2, 0, 2, 4.0, 10.0),
+            car(3, 0, 2, 8.0, 10.0),
+        ],
+    };
+    let plan = solve_offline(&pr).unwrap();
+    for (s, sp) in pr.sessions.iter().zip(&plan.sessions) {
+        assert!((sp.energy_kwh / s.energy_kwh - 6.0 / 14.0).abs() < 1e-9);
+        assert_eq!(sp.finish_slot, None);
+    }
+    // A car limited by its own rate takes what it can; the others share the rest fairly.
+    let pr = Problem {
+        sessions: vec![car(1, 0, 2, 10.0, 0.5), car(2, 0, 2, 10.0, 10.0)],
+        ..pr
+    };
+    let plan = solve_offline(&pr).unwrap();
+    assert!((plan.sessions[0].energy_kwh - 1.0).abs() < 1e-9);
+    assert!((plan.sessions[1].energy_kwh - 5.0).abs() < 1e-9);
+}
+
+#[test]
+fn emergency_first_at_full_rate_then_shared() {
+    let mut fast = car(9, 0, 3, 20.0, 11.0);
+    fast.priority = Priority::Emergency;
+    let pr = Problem {
+        slot_minutes: 60,
+        capacity_kw: vec![12.0, 12.0, 12.0],
+        price: vec![1.0, 0.1, 0.1],
+        sessions: vec![car(1, 0, 3, 10.0, 7.0), fast.clone()],
+    };
+    let plan = solve_offline(&pr).unwrap();
+    // Emergency: 11 kW at once despite the price, then the 9 kWh left.
+    assert_eq!(plan.sessions[1].power_kw, vec![11.0, 9.0, 0.0]);
+    assert!((plan.sessions[0].energy_kwh - 10.0).abs() < 1e-9);
+    check_invariants(&pr, &plan).unwrap();
+
+    // Two emergencies wanting 11 + 4 kW under 12 kW: the smaller gets its 4, the other the rest.
+    let mut small = car(8, 0, 1, 4.0, 4.0);
+    small.priority = Priority::Emergency;
+    let pr = Problem {
+        sessions: vec![fast, small, car(1, 0, 3, 10.0, 7.0)],
+        ..pr
+    };
+    let plan = solve_offline(&pr).unwrap();
+    assert_eq!(plan.sessions[0].power_kw[0], 8.0);
+    assert_eq!(plan.sessions[1].power_kw[0], 4.0);
+    assert_eq!(plan.sessions[2].power_kw[0], 0.0);
+    check_invariants(&pr, &plan).unwrap();
+}
+
+#[test]
+fn malformed_problems_are_rejected() {
+    let pr = Problem {
+        slot_minutes: 15,
+        capacity_kw: vec![1.0; 3],
+        price: vec![1.0; 2],
+        sessions: vec![],
+    };
+    assert!(solve_offline(&pr).is_err());
+    let pr = Problem {
+        slot_minutes: 15,
+        capacity_kw: vec![1.0; 2],
+        price: vec![1.0; 2],
+        sessions: vec![car(1, 0, 2, f64::NAN, 1.0)],
+    };
+    assert!(solve_offline(&pr).is_err());
+}
