@@ -1,0 +1,736 @@
+//! Write operations, as values the group-commit writer can apply (and re-apply alone after a
+//! failed batch).
+//!
+//! Contract of [`Op::apply`]: the outer `Err` is a database failure and aborts the whole batch;
+//! the inner `Err` is a decision about this operation only (conflict, not found, invalid) and is
+//! taken *before* the operation writes anything, so the rest of the batch commits unaffected.
+
+use jiff::Timestamp;
+use orderly_core::{ChargePointId, IdTag};
+use sqlx::AnyConnection;
+
+use crate::StoreError;
+use crate::rows::{self, ms, opt_ms};
+use crate::types::*;
+
+/// Outcome handed back to the caller; one variant per kind of answer.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Done,
+    Flag(bool),
+    Registration(Registration),
+    ChargerStatus(ChargerStatus),
+    Start(StartOutcome),
+    Stop(StopOutcome),
+    Meter(MeterValuesOutcome),
+    Id(i64),
+}
+
+pub(crate) type OpResult = Result<Outcome, StoreError>;
+
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    RegisterCharger {
+        id: ChargePointId,
+        password_hash: Option<String>,
+        description: Option<String>,
+        now: Timestamp,
+    },
+    EnsurePendingCharger {
+        id: ChargePointId,
+        now: Timestamp,
+    },
+    RemoveCharger {
+        id: ChargePointId,
+    },
+    SetChargerPassword {
+        id: ChargePointId,
+        password_hash: Option<String>,
+    },
+    RecordBoot {
+        id: ChargePointId,
+        info: BootInfo,
+        at: Timestamp,
+    },
+    RecordSeen {
+        id: ChargePointId,
+        at: Timestamp,
+    },
+    RecordFirmwareStatus {
+        id: ChargePointId,
+        status: String,
+        at: Timestamp,
+    },
+    RecordDiagnosticsStatus {
+        id: ChargePointId,
+        status: String,
+        at: Timestamp,
+    },
+    RecordStatus {
+        id: ChargePointId,
+        report: StatusReport,
+        received_at: Timestamp,
+    },
+    AddIdTag {
+        record: IdTagRecord,
+        now: Timestamp,
+    },
+    PutIdTag {
+        record: IdTagRecord,
+        now: Timestamp,
+    },
+    RemoveIdTag {
+        tag: IdTag,
+    },
+    StartTransaction {
+        start: StartTransaction,
+        now: Timestamp,
+    },
+    StopTransaction {
+        stop: StopTransaction,
+        now: Timestamp,
+    },
+    MeterValues {
+        report: MeterValuesReport,
+        received_at: Timestamp,
+    },
+    AppendAudit(NewAuditEntry),
+    PutAdminToken {
+        name: String,
+        token_hash: String,
+        now: Timestamp,
+    },
+    InsertBootstrapToken {
+        name: String,
+        token_hash: String,
+        now: Timestamp,
+    },
+    RevokeAdminToken {
+        name: String,
+    },
+}
+
+type Applied = Result<OpResult, sqlx::Error>;
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Takes `n` consecutive ids from a named sequence; returns the first. Runs inside the batch's
+/// transaction, so ids are never handed out twice, on either backend, even across processes.
+async fn take_ids(
+    conn: &mut AnyConnection,
+    name: &'static str,
+    n: i64,
+) -> Result<i64, sqlx::Error> {
+    let end: i64 = sqlx::query_scalar(
+        "UPDATE id_sequences SET next_id = next_id + $1 WHERE name = $2 RETURNING next_id",
+    )
+    .bind(n)
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(end - n)
+}
+
+impl Op {
+    pub(crate) async fn apply(&self, conn: &mut AnyConnection) -> Applied {
+        match self {
+            Op::RegisterCharger {
+                id,
+                password_hash,
+                description,
+                now,
+            } => register_charger(conn, id, password_hash, description, *now).await,
+            Op::EnsurePendingCharger { id, now } => {
+                sqlx::query(
+                    "INSERT INTO chargers (id, status, created_at_ms) VALUES ($1, 'pending', $2) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id.as_str())
+                .bind(ms(*now))
+                .execute(&mut *conn)
+                .await?;
+                let status: String =
+                    sqlx::query_scalar("SELECT status FROM chargers WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_one(&mut *conn)
+                        .await?;
+                Ok(status.parse().map(Outcome::ChargerStatus))
+            }
+            Op::RemoveCharger { id } => {
+                let r = sqlx::query("DELETE FROM chargers WHERE id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(Ok(Outcome::Flag(r.rows_affected() > 0)))
+            }
+            Op::SetChargerPassword { id, password_hash } => {
+                let r = sqlx::query("UPDATE chargers SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash.as_deref())
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(found(r.rows_affected(), || format!("charger {id}")))
+            }
+            Op::RecordBoot { id, info, at } => {
+                let r = sqlx::query(
+                    "UPDATE chargers SET vendor = $1, model = $2, serial_number = $3, \
+                     charge_box_serial_number = $4, firmware_version = $5, iccid = $6, imsi = $7, \
+                     meter_type = $8, meter_serial_number = $9, last_boot_at_ms = $10, \
+                     last_seen_at_ms = $11 WHERE id = $12",
+                )
+                .bind(info.vendor.as_str())
+                .bind(info.model.as_str())
+                .bind(info.serial_number.as_deref())
+                .bind(info.charge_box_serial_number.as_deref())
+                .bind(info.firmware_version.as_deref())
+                .bind(info.iccid.as_deref())
+                .bind(info.imsi.as_deref())
+                .bind(info.meter_type.as_deref())
+                .bind(info.meter_serial_number.as_deref())
+                .bind(ms(*at))
+                .bind(ms(*at))
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+                Ok(found(r.rows_affected(), || format!("charger {id}")))
+            }
+            Op::RecordSeen { id, at } => {
+                // Never move last_seen backwards (a slow batch may carry an older time).
+                let r = sqlx::query(
+                    "UPDATE chargers SET last_seen_at_ms = $1 WHERE id = $2 \
+                     AND (last_seen_at_ms IS NULL OR last_seen_at_ms < $3)",
+                )
+                .bind(ms(*at))
+                .bind(id.as_str())
+                .bind(ms(*at))
+                .execute(&mut *conn)
+                .await?;
+                if r.rows_affected() > 0 {
+                    return Ok(Ok(Outcome::Done));
+                }
+                let exists = sqlx::query("SELECT 1 AS one FROM chargers WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .is_some();
+                Ok(found(u64::from(exists), || format!("charger {id}")))
+            }
+            Op::RecordFirmwareStatus { id, status, at } => {
+                let r = sqlx::query(
+                    "UPDATE chargers SET firmware_status = $1, firmware_status_at_ms = $2 WHERE id = $3",
+                )
+                .bind(status.as_str())
+                .bind(ms(*at))
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+                Ok(found(r.rows_affected(), || format!("charger {id}")))
+            }
+            Op::RecordDiagnosticsStatus { id, status, at } => {
+                let r = sqlx::query(
+                    "UPDATE chargers SET diagnostics_status = $1, diagnostics_status_at_ms = $2 \
+                     WHERE id = $3",
+                )
+                .bind(status.as_str())
+                .bind(ms(*at))
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+                Ok(found(r.rows_affected(), || format!("charger {id}")))
+            }
+            Op::RecordStatus {
+                id,
+                report,
+                received_at,
+            } => record_status(conn, id, report, *received_at).await,
+            Op::AddIdTag { record, now } => {
+                let r = sqlx::query(
+                    "INSERT INTO id_tags (tag, status, expiry_ms, parent_tag, created_at_ms, updated_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tag) DO NOTHING",
+                )
+                .bind(record.id_tag.as_str())
+                .bind(record.status.as_str())
+                .bind(opt_ms(record.expiry_date))
+                .bind(record.parent_id_tag.as_ref().map(IdTag::as_str))
+                .bind(ms(*now))
+                .bind(ms(*now))
+                .execute(&mut *conn)
+                .await?;
+                Ok(if r.rows_affected() == 0 {
+                    Err(StoreError::Conflict(format!("id tag {}", record.id_tag)))
+                } else {
+                    Ok(Outcome::Done)
+                })
+            }
+            Op::PutIdTag { record, now } => {
+                let r = sqlx::query(
+                    "UPDATE id_tags SET status = $1, expiry_ms = $2, parent_tag = $3, updated_at_ms = $4 \
+                     WHERE tag = $5",
+                )
+                .bind(record.status.as_str())
+                .bind(opt_ms(record.expiry_date))
+                .bind(record.parent_id_tag.as_ref().map(IdTag::as_str))
+                .bind(ms(*now))
+                .bind(record.id_tag.as_str())
+                .execute(&mut *conn)
+                .await?;
+                if r.rows_affected() > 0 {
+                    return Ok(Ok(Outcome::Flag(false)));
+                }
+                sqlx::query(
+                    "INSERT INTO id_tags (tag, status, expiry_ms, parent_tag, created_at_ms, updated_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(record.id_tag.as_str())
+                .bind(record.status.as_str())
+                .bind(opt_ms(record.expiry_date))
+                .bind(record.parent_id_tag.as_ref().map(IdTag::as_str))
+                .bind(ms(*now))
+                .bind(ms(*now))
+                .execute(&mut *conn)
+                .await?;
+                Ok(Ok(Outcome::Flag(true)))
+            }
+            Op::RemoveIdTag { tag } => {
+                let r = sqlx::query("DELETE FROM id_tags WHERE tag = $1")
+                    .bind(tag.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(Ok(Outcome::Flag(r.rows_affected() > 0)))
+            }
+            Op::StartTransaction { start, now } => start_transaction(conn, start, *now).await,
+            Op::StopTransaction { stop, now } => stop_transaction(conn, stop, *now).await,
+            Op::MeterValues {
+                report,
+                received_at,
+            } => {
+                if report.connector_id < 0 {
+                    return Ok(Err(invalid("connectorId", "must be 0 or more")));
+                }
+                let n = insert_samples(
+                    conn,
+                    &report.charger_id,
+                    report.connector_id,
+                    report.transaction_id,
+                    &report.meter_values,
+                    *received_at,
+                )
+                .await?;
+                Ok(Ok(Outcome::Meter(n)))
+            }
+            Op::AppendAudit(e) => {
+                let id = take_ids(conn, "audit_log", 1).await?;
+                sqlx::query(
+                    "INSERT INTO audit_log (id, at_ms, actor, action, target, request, outcome) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(id)
+                .bind(ms(e.at))
+                .bind(e.actor.as_str())
+                .bind(e.action.as_str())
+                .bind(e.target.as_deref())
+                .bind(e.request.to_string())
+                .bind(e.outcome.as_str())
+                .execute(&mut *conn)
+                .await?;
+                Ok(Ok(Outcome::Id(id)))
+            }
+            Op::PutAdminToken {
+                name,
+                token_hash,
+                now,
+            } => {
+                // Replace by name (a configured token that changed) and by hash (the same token
+                // configured under a new name), so the insert cannot conflict.
+                sqlx::query("DELETE FROM admin_tokens WHERE name = $1 OR token_hash = $2")
+                    .bind(name.as_str())
+                    .bind(token_hash.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO admin_tokens (token_hash, name, created_at_ms) VALUES ($1, $2, $3)",
+                )
+                .bind(token_hash.as_str())
+                .bind(name.as_str())
+                .bind(ms(*now))
+                .execute(&mut *conn)
+                .await?;
+                Ok(Ok(Outcome::Done))
+            }
+            Op::InsertBootstrapToken {
+                name,
+                token_hash,
+                now,
+            } => {
+                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_tokens")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if count > 0 {
+                    return Ok(Ok(Outcome::Flag(false)));
+                }
+                sqlx::query(
+                    "INSERT INTO admin_tokens (token_hash, name, created_at_ms) VALUES ($1, $2, $3)",
+                )
+                .bind(token_hash.as_str())
+                .bind(name.as_str())
+                .bind(ms(*now))
+                .execute(&mut *conn)
+                .await?;
+                Ok(Ok(Outcome::Flag(true)))
+            }
+            Op::RevokeAdminToken { name } => {
+                let r = sqlx::query("DELETE FROM admin_tokens WHERE name = $1")
+                    .bind(name.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(Ok(Outcome::Flag(r.rows_affected() > 0)))
+            }
+        }
+    }
+}
+
+fn found(rows: u64, what: impl FnOnce() -> String) -> OpResult {
+    if rows > 0 {
+        Ok(Outcome::Done)
+    } else {
+        Err(StoreError::NotFound(what()))
+    }
+}
+
+async fn register_charger(
+    conn: &mut AnyConnection,
+    id: &ChargePointId,
+    password_hash: &Option<String>,
+    description: &Option<String>,
+    now: Timestamp,
+) -> Applied {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM chargers WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match status.as_deref() {
+        None => {
+            sqlx::query(
+                "INSERT INTO chargers (id, password_hash, status, description, created_at_ms, \
+                 registered_at_ms) VALUES ($1, $2, 'registered', $3, $4, $5)",
+            )
+            .bind(id.as_str())
+            .bind(password_hash.as_deref())
+            .bind(description.as_deref())
+            .bind(ms(now))
+            .bind(ms(now))
+            .execute(&mut *conn)
+            .await?;
+            Ok(Ok(Outcome::Registration(Registration::Created)))
+        }
+        Some("pending") => {
+            sqlx::query(
+                "UPDATE chargers SET status = 'registered', password_hash = $1, \
+                 description = COALESCE($2, description), registered_at_ms = $3 WHERE id = $4",
+            )
+            .bind(password_hash.as_deref())
+            .bind(description.as_deref())
+            .bind(ms(now))
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await?;
+            Ok(Ok(Outcome::Registration(Registration::PromotedFromPending)))
+        }
+        Some(_) => Ok(Err(StoreError::Conflict(format!("charger {id}")))),
+    }
+}
+
+async fn record_status(
+    conn: &mut AnyConnection,
+    id: &ChargePointId,
+    report: &StatusReport,
+    received_at: Timestamp,
+) -> Applied {
+    if report.connector_id < 0 {
+        return Ok(Err(invalid("connectorId", "must be 0 or more")));
+    }
+    let exists = sqlx::query("SELECT 1 AS one FROM chargers WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if !exists {
+        return Ok(Err(StoreError::NotFound(format!("charger {id}"))));
+    }
+    let at = ms(report.timestamp.unwrap_or(received_at));
+    let hid = take_ids(conn, "status_history", 1).await?;
+    sqlx::query(
+        "INSERT INTO status_history (id, charger_id, connector_id, status, error_code, info, \
+         vendor_id, vendor_error_code, timestamp_ms, received_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(hid)
+    .bind(id.as_str())
+    .bind(i64::from(report.connector_id))
+    .bind(report.status.as_str())
+    .bind(report.error_code.as_str())
+    .bind(report.info.as_deref())
+    .bind(report.vendor_id.as_deref())
+    .bind(report.vendor_error_code.as_deref())
+    .bind(at)
+    .bind(ms(received_at))
+    .execute(&mut *conn)
+    .await?;
+    // A replayed, older notification goes to history but must not overwrite a newer state.
+    sqlx::query(
+        "INSERT INTO connectors (charger_id, connector_id, status, error_code, info, vendor_id, \
+         vendor_error_code, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (charger_id, connector_id) DO UPDATE SET status = excluded.status, \
+         error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id, \
+         vendor_error_code = excluded.vendor_error_code, updated_at_ms = excluded.updated_at_ms \
+         WHERE connectors.updated_at_ms <= excluded.updated_at_ms",
+    )
+    .bind(id.as_str())
+    .bind(i64::from(report.connector_id))
+    .bind(report.status.as_str())
+    .bind(report.error_code.as_str())
+    .bind(report.info.as_deref())
+    .bind(report.vendor_id.as_deref())
+    .bind(report.vendor_error_code.as_deref())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Ok(Outcome::Done))
+}
+
+async fn start_transaction(
+    conn: &mut AnyConnection,
+    start: &StartTransaction,
+    now: Timestamp,
+) -> Applied {
+    if start.connector_id < 1 {
+        return Ok(Err(invalid("connectorId", "must be 1 or more")));
+    }
+    let existing = sqlx::query(
+        "SELECT id, id_tag_status FROM transactions WHERE charger_id = $1 AND connector_id = $2 \
+         AND id_tag = $3 AND meter_start_wh = $4 AND started_at_ms = $5",
+    )
+    .bind(start.charger_id.as_str())
+    .bind(i64::from(start.connector_id))
+    .bind(start.id_tag.as_str())
+    .bind(start.meter_start_wh)
+    .bind(ms(start.timestamp))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let current = match rows::authorize(conn, &start.id_tag, now).await? {
+        Ok(info) => info,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Some(row) = existing {
+        // A replay: same id, and the status the charger was first told, so its local state and
+        // ours agree whatever happened to the tag since.
+        let answer = (|| {
+            let id = rows::int32(&row, "id")?;
+            let status: Option<String> = rows::get(&row, "id_tag_status")?;
+            let status = match status {
+                Some(s) => rows::auth_status("id_tag_status", &s)?,
+                None => current.status,
+            };
+            Ok(StartOutcome {
+                transaction_id: TransactionId(id),
+                id_tag_info: IdTagInfo { status, ..current },
+                replayed: true,
+            })
+        })();
+        return Ok(answer.map(Outcome::Start));
+    }
+    let id = take_ids(conn, "transactions", 1).await?;
+    let Ok(id32) = i32::try_from(id) else {
+        return Ok(Err(invalid(
+            "transactionId",
+            "the id sequence passed i32::MAX",
+        )));
+    };
+    sqlx::query(
+        "INSERT INTO transactions (id, charger_id, connector_id, id_tag, id_tag_status, \
+         meter_start_wh, started_at_ms, reservation_id, origin, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'start', $9)",
+    )
+    .bind(id)
+    .bind(start.charger_id.as_str())
+    .bind(i64::from(start.connector_id))
+    .bind(start.id_tag.as_str())
+    .bind(current.status.as_str())
+    .bind(start.meter_start_wh)
+    .bind(ms(start.timestamp))
+    .bind(start.reservation_id.map(i64::from))
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(Ok(Outcome::Start(StartOutcome {
+        transaction_id: TransactionId(id32),
+        id_tag_info: current,
+        replayed: false,
+    })))
+}
+
+async fn stop_transaction(
+    conn: &mut AnyConnection,
+    stop: &StopTransaction,
+    now: Timestamp,
+) -> Applied {
+    let tx_id = i64::from(stop.transaction_id.0);
+    let row = sqlx::query(
+        "SELECT charger_id, connector_id, meter_start_wh, meter_stop_wh, stopped_at_ms \
+         FROM transactions WHERE id = $1",
+    )
+    .bind(tx_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let id_tag_info = match &stop.id_tag {
+        Some(tag) => match rows::authorize(conn, tag, now).await? {
+            Ok(info) => Some(info),
+            Err(e) => return Ok(Err(e)),
+        },
+        None => None,
+    };
+    let (was_known, already_stopped, connector_id, energy_wh);
+    match row {
+        Some(row) => {
+            let decoded = (|| -> Result<_, StoreError> {
+                Ok((
+                    rows::get::<String>(&row, "charger_id")?,
+                    rows::opt_int32(&row, "connector_id")?,
+                    rows::get::<Option<i64>>(&row, "meter_start_wh")?,
+                    rows::get::<Option<i64>>(&row, "meter_stop_wh")?,
+                    rows::get::<Option<i64>>(&row, "stopped_at_ms")?,
+                ))
+            })();
+            let (owner, conn_id, meter_start, meter_stop, stopped_at) = match decoded {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
+            if owner != stop.charger_id.as_str() {
+                return Ok(Err(StoreError::Conflict(format!(
+                    "transaction {} belongs to charger {owner}",
+                    stop.transaction_id
+                ))));
+            }
+            was_known = true;
+            already_stopped = stopped_at.is_some();
+            connector_id = conn_id.unwrap_or(0);
+            if already_stopped {
+                energy_wh = meter_stop.zip(meter_start).map(|(b, a)| b - a);
+            } else {
+                sqlx::query(
+                    "UPDATE transactions SET meter_stop_wh = $1, stopped_at_ms = $2, \
+                     stop_reason = $3, stop_id_tag = $4 WHERE id = $5",
+                )
+                .bind(stop.meter_stop_wh)
+                .bind(ms(stop.timestamp))
+                .bind(stop.reason.as_deref())
+                .bind(stop.id_tag.as_ref().map(IdTag::as_str))
+                .bind(tx_id)
+                .execute(&mut *conn)
+                .await?;
+                energy_wh = meter_start.map(|a| stop.meter_stop_wh - a);
+            }
+        }
+        None => {
+            // Never seen: keep what the stop tells us, so the session is not lost.
+            sqlx::query(
+                "INSERT INTO transactions (id, charger_id, id_tag, meter_stop_wh, stopped_at_ms, \
+                 stop_reason, stop_id_tag, origin, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'stop', $8)",
+            )
+            .bind(tx_id)
+            .bind(stop.charger_id.as_str())
+            .bind(stop.id_tag.as_ref().map(IdTag::as_str))
+            .bind(stop.meter_stop_wh)
+            .bind(ms(stop.timestamp))
+            .bind(stop.reason.as_deref())
+            .bind(stop.id_tag.as_ref().map(IdTag::as_str))
+            .bind(ms(now))
+            .execute(&mut *conn)
+            .await?;
+            // Keep the sequence ahead of ids we did not issue, so we never issue this one.
+            sqlx::query(
+                "UPDATE id_sequences SET next_id = $1 WHERE name = 'transactions' AND next_id <= $2",
+            )
+            .bind(tx_id + 1)
+            .bind(tx_id)
+            .execute(&mut *conn)
+            .await?;
+            was_known = false;
+            already_stopped = false;
+            connector_id = 0;
+            energy_wh = None;
+        }
+    }
+    insert_samples(
+        conn,
+        &stop.charger_id,
+        connector_id,
+        Some(stop.transaction_id),
+        &stop.transaction_data,
+        now,
+    )
+    .await?;
+    Ok(Ok(Outcome::Stop(StopOutcome {
+        id_tag_info,
+        was_known,
+        already_stopped,
+        energy_wh,
+    })))
+}
+
+/// Inserts sampled values, skipping ones already stored (same charger, connector, time, measurand,
+/// phase, location, context).
+async fn insert_samples(
+    conn: &mut AnyConnection,
+    charger: &ChargePointId,
+    connector_id: i32,
+    transaction_id: Option<TransactionId>,
+    values: &[MeterValue],
+    received_at: Timestamp,
+) -> Result<MeterValuesOutcome, sqlx::Error> {
+    let mut out = MeterValuesOutcome::default();
+    for mv in values {
+        for sv in &mv.sampled_values {
+            let format = sv.format.as_deref().unwrap_or("Raw");
+            // Only Raw values are numbers; SignedData is an opaque blob that may look numeric.
+            let number = (format == "Raw")
+                .then(|| sv.value.trim().parse::<f64>().ok())
+                .flatten()
+                .filter(|v| v.is_finite());
+            let r = sqlx::query(
+                "INSERT INTO meter_values (charger_id, connector_id, timestamp_ms, measurand, phase, \
+                 location, context, transaction_id, unit, format, value_text, value_num, received_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (charger_id, connector_id, timestamp_ms, measurand, phase, location, context) \
+                 DO NOTHING",
+            )
+            .bind(charger.as_str())
+            .bind(i64::from(connector_id))
+            .bind(ms(mv.timestamp))
+            .bind(sv.measurand.as_deref().unwrap_or("Energy.Active.Import.Register"))
+            .bind(sv.phase.as_deref().unwrap_or(""))
+            .bind(sv.location.as_deref().unwrap_or("Outlet"))
+            .bind(sv.context.as_deref().unwrap_or("Sample.Periodic"))
+            .bind(transaction_id.map(|t| i64::from(t.0)))
+            .bind(sv.unit.as_deref().unwrap_or("Wh"))
+            .bind(format)
+            .bind(sv.value.as_str())
+            .bind(number)
+            .bind(ms(received_at))
+            .execute(&mut *conn)
+            .await?;
+            if r.rows_affected() > 0 {
+                out.stored += 1;
+            } else {
+                out.duplicates += 1;
+            }
+        }
+    }
+    Ok(out)
+}
