@@ -17,9 +17,9 @@
 //!
 //! # Leniency
 //! - `"format": "date-time"` accepts timestamps without a zone (read as UTC), see [`crate::time`].
-//! - `multipleOf: 0.1` (charging limits) is checked on the decimal text, so `6.3` passes although
-//!   `6.3 / 0.1` is not an integer in binary floating point (the Python `ocpp` package works around
-//!   the same problem with `Decimal`).
+//! - `multipleOf: 0.1` (charging limits): `jsonschema` decides it exactly, so `6.3` passes although
+//!   `6.3 / 0.1` is not an integer in binary floating point (the Python `ocpp` package needs
+//!   `Decimal` for the same thing); a test pins this down in case an upgrade changes it.
 
 use std::sync::LazyLock;
 
@@ -73,14 +73,9 @@ static VALIDATORS: LazyLock<Vec<Compiled>> = LazyLock::new(|| {
 /// with a proper error instead of a panic.
 pub(crate) fn compile(text: &str) -> Result<Validator, String> {
     let schema: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    // The files have `multipleOf: 0.1`; replace it with our decimal-text check (see module docs).
-    let schema = replace_multiple_of(schema);
     jsonschema::draft4::options()
         .should_validate_formats(true)
         .with_format("date-time", is_lenient_date_time)
-        .with_keyword("x-multipleOfDecimal", |_, value, _| {
-            Ok(Box::new(DecimalMultipleOf::new(value)?))
-        })
         .build(&schema)
         .map_err(|e| e.to_string())
 }
@@ -131,78 +126,55 @@ fn describe(err: &jsonschema::ValidationError<'_>) -> String {
     format!("{at}: {err}")
 }
 
-/// Rewrite `{"multipleOf": x}` into our custom keyword everywhere in a schema.
-fn replace_multiple_of(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    if k == "multipleOf" && v.is_number() {
-                        ("x-multipleOfDecimal".to_owned(), v)
-                    } else {
-                        (k, replace_multiple_of(v))
-                    }
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(replace_multiple_of).collect()),
-        other => other,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_embedded_schema_file_compiles() {
+        for a in Action::ALL {
+            for (which, text) in [("request", a.request_schema()), ("response", a.response_schema())] {
+                let schema: Value = serde_json::from_str(text).unwrap();
+                assert_eq!(
+                    schema["$schema"], "http://json-schema.org/draft-04/schema#",
+                    "{a} {which}"
+                );
+                compile(text).unwrap_or_else(|e| panic!("{a} {which}: {e}"));
+            }
+        }
+        warm_up();
     }
-}
 
-/// `multipleOf` for a power of ten (the schemas only use 0.1): a number is a multiple of 10^-d when
-/// its shortest decimal representation has at most d fractional digits.
-struct DecimalMultipleOf {
-    max_fraction_digits: i64,
-}
-
-impl DecimalMultipleOf {
-    fn new(value: &Value) -> Result<Self, jsonschema::ValidationError<'static>> {
-        let multiple = value.as_f64().unwrap_or(f64::NAN);
-        // Accept only 10^-d for d in 0..=9: that is what the schemas use (0.1).
-        (0..10)
-            .find(|d| (10f64.powi(-d) - multiple).abs() < 1e-15)
-            .map(|d| DecimalMultipleOf {
-                max_fraction_digits: d as i64,
-            })
-            .ok_or_else(|| {
-                jsonschema::ValidationError::schema(format!(
-                    "multipleOf {value} in an embedded schema is not a power of ten <= 1"
-                ))
-            })
-    }
-}
-
-impl<'i> jsonschema::Keyword<'i> for DecimalMultipleOf {
-    fn validate(&self, instance: &'i Value) -> Result<(), jsonschema::ValidationError<'i>> {
-        if self.is_valid(instance) {
-            Ok(())
-        } else {
-            Err(jsonschema::ValidationError::custom(format!(
-                "{instance} is not a multiple of {}",
-                10f64.powi(-(self.max_fraction_digits as i32))
-            )))
+    #[test]
+    fn titles_name_the_action() {
+        // Guards against a file copied under the wrong name.
+        for a in Action::ALL {
+            let req: Value = serde_json::from_str(a.request_schema()).unwrap();
+            let resp: Value = serde_json::from_str(a.response_schema()).unwrap();
+            assert_eq!(req["title"], format!("{a}Request"));
+            assert_eq!(resp["title"], format!("{a}Response"));
         }
     }
 
-    fn is_valid(&self, instance: &'i Value) -> bool {
-        let Value::Number(n) = instance else {
-            return true;
+    #[test]
+    fn multiple_of_tenth_is_decided_on_the_decimal_value() {
+        let period = |limit: Value| {
+            json!({"connectorId": 1, "csChargingProfiles": {
+                "chargingProfileId": 1, "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+                "chargingSchedule": {"chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}}})
         };
-        if n.is_i64() || n.is_u64() {
-            return true;
+        for ok in [json!(6.3), json!(16.0), json!(32), json!(0.7), json!(2.3), json!(3500.5), json!(1e3)] {
+            validate(Action::SetChargingProfile, Direction::Request, &period(ok.clone()))
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        // serde_json prints the shortest text that reads back to the same f64 (ryu), which is
-        // the decimal the charger wrote, e.g. 6.3 → "6.3", 16.0 → "16.0", 1e-7 → "1e-7".
-        let text = n.to_string();
-        let (mantissa, exponent) = match text.split_once(['e', 'E']) {
-            Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
-            None => (text.as_str(), 0),
-        };
-        let fraction = mantissa
-            .split_once('.')
-            .map(|(_, f)| f.trim_end_matches('0').len() as i64)
-            .unwrap_or(0);
-        fraction - exponent <= self.max_fraction_digits
+        for bad in [json!(6.35), json!(0.05), json!(4.35), json!(7.123)] {
+            let e = validate(Action::SetChargingProfile, Direction::Request, &period(bad.clone()))
+                .expect_err(&bad.to_string());
+            assert_eq!(e.code, ErrorCode::PropertyConstraintViolation);
+            assert!(e.path.ends_with("/limit"), "{}", e.path);
+        }
     }
 }
