@@ -34,6 +34,8 @@ pub enum Command {
     /// Manage the id tags (RFID cards, app tokens) chargers may authorize.
     #[command(subcommand, name = "id-tag")]
     IdTag(IdTagCommand),
+    /// Replay recorded charging sessions through a charging policy and print metrics as JSON.
+    Simulate(orderly_sim::SimulateArgs),
 }
 
 /// Where the configuration and the database are; shared by every storage subcommand.
