@@ -1,0 +1,114 @@
+//! Quality benchmark: every location with at least `--min-sessions` sessions in the window, at
+//! each capacity fraction, every policy side by side with the offline optimum as yardstick;
+//! prints a markdown table. Run through `bench/simulate/quality.sh`.
+
+use clap::Parser;
+use orderly_sim::{Inputs, Metrics, Policy, SimulateArgs, simulate};
+
+#[derive(Parser)]
+#[command(about = "All policies on every busy Norway location, as a markdown table")]
+struct Cli {
+    /// First day of the window.
+    #[arg(long, default_value = "2019-11-04")]
+    from: jiff::civil::Date,
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    #[arg(long, default_value_t = 5)]
+    slot_minutes: u32,
+    #[arg(long, num_args = 1.., default_values_t = [0.15, 0.25, 0.40])]
+    fractions: Vec<f64>,
+    #[arg(long, default_value_t = 100)]
+    min_sessions: usize,
+    /// Also run the engine's policies with this share of V2G cars (0 to skip).
+    #[arg(long, default_value_t = 0.3)]
+    v2g_share: f64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    let base = SimulateArgs {
+        sessions: None,
+        users: None,
+        soc: None,
+        location: String::new(),
+        from: cli.from,
+        days: cli.days,
+        slot_minutes: cli.slot_minutes,
+        capacity_fraction: 0.25,
+        tariff: None,
+        v2g_share: 0.0,
+        policy: Policy::OfflineOptimal,
+        plan_out: None,
+    };
+    let inputs = Inputs::read(&base)?;
+    let mut locations: Vec<&str> = inputs
+        .sessions
+        .iter()
+        .map(|s| s.location.as_str())
+        .collect();
+    locations.sort_unstable();
+    locations.dedup();
+
+    println!(
+        "Window {} + {} days, {}-minute slots, Beijing TOU tariff. \
+         Energy and cost relative to the offline optimum without V2G.\n",
+        cli.from, cli.days, cli.slot_minutes
+    );
+    println!(
+        "| location | sessions | fraction | cap kW | policy | energy % req. | energy / opt. | cost CNY | cost / opt. | fully served % | peak kW | slots over cap | max over kW | re-plan ms mean / p95 / max | V2G out kWh | floor viol. |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for location in locations {
+        let mut args = base.clone();
+        args.location = location.to_owned();
+        for &fraction in &cli.fractions {
+            args.capacity_fraction = fraction;
+            let scenario = match inputs.scenario(args.window()) {
+                Ok(s) if s.sessions.len() >= cli.min_sessions => s,
+                _ => continue,
+            };
+            let none = vec![None; scenario.sessions.len()];
+            let (opt, _) = simulate(&scenario, none.clone(), Policy::OfflineOptimal)?;
+            let mut rows: Vec<(String, Metrics)> = Vec::new();
+            for policy in Policy::ALL {
+                let (m, _) = if policy == Policy::OfflineOptimal {
+                    (opt.clone(), ())
+                } else {
+                    (simulate(&scenario, none.clone(), policy)?.0, ())
+                };
+                rows.push((policy.name().to_owned(), m));
+            }
+            if cli.v2g_share > 0.0 {
+                let v2g = inputs.v2g(&scenario, cli.v2g_share)?;
+                for policy in [Policy::OfflineOptimal] {
+                    let (m, _) = simulate(&scenario, v2g.clone(), policy)?;
+                    rows.push((
+                        format!("{} + V2G {:.0} %", policy.name(), cli.v2g_share * 100.0),
+                        m,
+                    ));
+                }
+            }
+            for (name, m) in rows {
+                println!(
+                    "| {location} | {} | {fraction:.2} | {:.3} | {name} | {:.3} | {:.5} | {:.2} | {:.4} | {:.1} | {:.3} | {} | {:.3} | {:.3} / {:.3} / {:.3} | {:.1} | {} |",
+                    m.sessions,
+                    m.capacity_kw,
+                    m.energy_delivered_pct,
+                    m.energy_delivered_kwh / opt.energy_delivered_kwh,
+                    m.cost_cny,
+                    m.cost_cny / opt.cost_cny,
+                    m.sessions_fully_served_pct,
+                    m.peak_kw,
+                    m.slots_over_capacity,
+                    m.max_overshoot_kw,
+                    m.replan_ms_mean,
+                    m.replan_ms_p95,
+                    m.replan_ms_max,
+                    m.v2g_discharged_kwh,
+                    m.floor_violations,
+                );
+            }
+        }
+    }
+    Ok(())
+}
