@@ -80,12 +80,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             if cli.v2g_share > 0.0 {
                 let v2g = inputs.v2g(&scenario, cli.v2g_share)?;
-                for policy in [Policy::OfflineOptimal] {
+                let engine_policies = Policy::ALL
+                    .into_iter()
+                    .filter(|p| matches!(p, Policy::OfflineOptimal));
+                for policy in engine_policies {
                     let (m, _) = simulate(&scenario, v2g.clone(), policy)?;
-                    rows.push((
-                        format!("{} + V2G {:.0} %", policy.name(), cli.v2g_share * 100.0),
-                        m,
-                    ));
+                    let name = format!("{} + V2G {:.0} %", policy.name(), cli.v2g_share * 100.0);
+                    rows.push((name, m));
                 }
             }
             for (name, m) in rows {
