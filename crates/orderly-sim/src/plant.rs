@@ -141,3 +141,89 @@ impl<'a> Plant<'a> {
         (wanted - self.remaining_kwh[index]).clamp(0.0, wanted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::{SimSession, WindowSpec};
+
+    /// One car, 4 kW, in slots 0..4 of 15 minutes, wanting 2 kWh.
+    fn scenario() -> Scenario {
+        Scenario {
+            spec: WindowSpec {
+                location: "L".into(),
+                from: "2020-01-01".parse().unwrap(),
+                days: 1,
+                slot_minutes: 15,
+                capacity_fraction: 1.0,
+            },
+            start: "2020-01-01T00:00".parse().unwrap(),
+            n_slots: 96,
+            capacity_kw: 4.0,
+            ratings_sum_kw: 4.0,
+            price: vec![1.0; 96],
+            sessions: vec![SimSession {
+                index: 0,
+                session_id: "s".into(),
+                user_id: "u".into(),
+                plugin: "2020-01-01T00:00".parse().unwrap(),
+                plugout: "2020-01-01T01:00".parse().unwrap(),
+                arrival_slot: 0,
+                departure_slot: 4,
+                recorded_kwh: 2.0,
+                wanted_kwh: 2.0,
+                rate_kw: 4.0,
+                battery_kwh: Some(10.0),
+            }],
+            skipped: 0,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn charge_only_car_is_clipped_to_rate_energy_and_stay() {
+        let sc = scenario();
+        let mut plant = Plant::new(&sc, vec![None]);
+        assert_eq!(plant.apply(0, 0, 10.0), 4.0, "clipped to the rate");
+        assert_eq!(plant.apply(1, 0, 4.0), 4.0);
+        assert_eq!(plant.apply(2, 0, 4.0), 0.0, "full after 2 kWh");
+        assert_eq!(plant.apply(5, 0, 4.0), 0.0, "gone");
+        assert_eq!(plant.apply(3, 0, -4.0), 0.0, "no discharge without V2G");
+        assert_eq!(plant.delivered_kwh(0), 2.0);
+        assert_eq!(plant.load_kw[..4], [4.0, 4.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn v2g_car_tracks_efficiency_floor_and_target() {
+        let sc = scenario();
+        let v2g = V2g {
+            battery_kwh: 10.0,
+            soc_kwh: 2.0,
+            floor_kwh: 1.5,
+            max_discharge_kw: 4.0,
+            charge_efficiency: 0.8,
+            discharge_efficiency: 0.5,
+            wear_cny_per_kwh: 0.1,
+        };
+        let mut plant = Plant::new(&sc, vec![Some(v2g)]);
+        let car = plant.v2g[0].clone().unwrap();
+        assert!((car.target_kwh - 3.6).abs() < 1e-12, "2 + 2 kWh × 0.8");
+        // Give 0.5 kWh back to the grid: 1 kWh leaves the battery, which drops to 1 < floor.
+        assert_eq!(plant.apply(0, 0, -2.0), -2.0);
+        let car = plant.v2g[0].clone().unwrap();
+        assert!((car.soc_kwh - 1.0).abs() < 1e-12);
+        assert!((car.discharged_kwh - 0.5).abs() < 1e-12);
+        assert!((car.cycled_kwh - 1.0).abs() < 1e-12);
+        assert_eq!(plant.floor_violations, 1);
+        // 3 kWh from the grid put 2.4 in the battery: 3.4, still 0.25 kWh (grid) short.
+        plant.apply(1, 0, 4.0);
+        plant.apply(2, 0, 4.0);
+        plant.apply(3, 0, 4.0);
+        assert!((plant.remaining_kwh[0] - 0.25).abs() < 1e-12);
+        assert!((plant.delivered_kwh(0) - 1.75).abs() < 1e-12);
+        assert_eq!(
+            plant.floor_violations, 1,
+            "back above the floor from slot 1 on"
+        );
+    }
+}
