@@ -134,7 +134,10 @@ mod tests {
     #[test]
     fn every_embedded_schema_file_compiles() {
         for a in Action::ALL {
-            for (which, text) in [("request", a.request_schema()), ("response", a.response_schema())] {
+            for (which, text) in [
+                ("request", a.request_schema()),
+                ("response", a.response_schema()),
+            ] {
                 let schema: Value = serde_json::from_str(text).unwrap();
                 assert_eq!(
                     schema["$schema"], "http://json-schema.org/draft-04/schema#",
@@ -166,13 +169,29 @@ mod tests {
                 "chargingSchedule": {"chargingRateUnit": "A",
                     "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}}})
         };
-        for ok in [json!(6.3), json!(16.0), json!(32), json!(0.7), json!(2.3), json!(3500.5), json!(1e3)] {
-            validate(Action::SetChargingProfile, Direction::Request, &period(ok.clone()))
-                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        for ok in [
+            json!(6.3),
+            json!(16.0),
+            json!(32),
+            json!(0.7),
+            json!(2.3),
+            json!(3500.5),
+            json!(1e3),
+        ] {
+            validate(
+                Action::SetChargingProfile,
+                Direction::Request,
+                &period(ok.clone()),
+            )
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         for bad in [json!(6.35), json!(0.05), json!(4.35), json!(7.123)] {
-            let e = validate(Action::SetChargingProfile, Direction::Request, &period(bad.clone()))
-                .expect_err(&bad.to_string());
+            let e = validate(
+                Action::SetChargingProfile,
+                Direction::Request,
+                &period(bad.clone()),
+            )
+            .expect_err(&bad.to_string());
             assert_eq!(e.code, ErrorCode::PropertyConstraintViolation);
             assert!(e.path.ends_with("/limit"), "{}", e.path);
         }

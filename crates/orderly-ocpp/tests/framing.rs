@@ -18,15 +18,23 @@ fn parses_and_prints_the_three_message_types() {
     assert_eq!(call.unique_id(), "19223201");
 
     let result = Frame::parse(r#"[3,"19223201",{"status":"Accepted","currentTime":"2013-02-01T20:53:32.486Z","interval":300}]"#).unwrap();
-    assert!(matches!(&result, Frame::CallResult { unique_id, payload } if unique_id == "19223201" && payload["interval"] == 300));
+    assert!(
+        matches!(&result, Frame::CallResult { unique_id, payload } if unique_id == "19223201" && payload["interval"] == 300)
+    );
 
-    let error = Frame::parse(r#"[4,"162376037","NotSupported","SetDisplayMessageRequest not implemented",{}]"#).unwrap();
-    assert_eq!(error, Frame::CallError {
-        unique_id: "162376037".into(),
-        code: ErrorCode::NotSupported,
-        description: "SetDisplayMessageRequest not implemented".into(),
-        details: json!({}),
-    });
+    let error = Frame::parse(
+        r#"[4,"162376037","NotSupported","SetDisplayMessageRequest not implemented",{}]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        error,
+        Frame::CallError {
+            unique_id: "162376037".into(),
+            code: ErrorCode::NotSupported,
+            description: "SetDisplayMessageRequest not implemented".into(),
+            details: json!({}),
+        }
+    );
 
     for f in [call, result, error] {
         assert_eq!(Frame::parse(&f.to_text()).unwrap(), f);
@@ -44,7 +52,12 @@ fn prints_compact_json_with_escaping() {
     };
     assert_eq!(f.to_text(), r#"[2,"1","DataTransfer",{"data":"引号\"\n"}]"#);
     assert_eq!(
-        Frame::call_error("7", ErrorCode::OccurenceConstraintViolation, "missing idTag").to_text(),
+        Frame::call_error(
+            "7",
+            ErrorCode::OccurenceConstraintViolation,
+            "missing idTag"
+        )
+        .to_text(),
         r#"[4,"7","OccurenceConstraintViolation","missing idTag",{}]"#
     );
 }
@@ -63,7 +76,12 @@ fn not_json_is_a_formation_violation_answered_with_id_minus_one() {
 
 #[test]
 fn json_that_is_not_an_array_is_a_protocol_error() {
-    for text in [r#"{"messageTypeId":2}"#, "42", r#""[2,\"1\",\"Heartbeat\",{}]""#, "null"] {
+    for text in [
+        r#"{"messageTypeId":2}"#,
+        "42",
+        r#""[2,\"1\",\"Heartbeat\",{}]""#,
+        "null",
+    ] {
         let e = Frame::parse(text).unwrap_err();
         assert_eq!(e.code, ErrorCode::ProtocolError, "{text}");
         assert!(e.wants_reply());
@@ -95,7 +113,9 @@ fn unknown_message_type_id_is_a_protocol_error() {
     assert_eq!(e.unique_id.as_deref(), Some("x9"));
     assert!(e.wants_reply());
     let reply = e.reply();
-    assert!(matches!(reply, Frame::CallError { ref unique_id, code: ErrorCode::ProtocolError, .. } if unique_id == "x9"));
+    assert!(
+        matches!(reply, Frame::CallError { ref unique_id, code: ErrorCode::ProtocolError, .. } if unique_id == "x9")
+    );
 }
 
 #[test]
@@ -136,7 +156,13 @@ fn error_codes_of_peers_are_read_leniently() {
         assert_eq!(c.as_str().parse::<ErrorCode>(), Ok(c));
     }
     assert_eq!(code("FormatViolation"), ErrorCode::FormationViolation);
-    assert_eq!(code("OccurrenceConstraintViolation"), ErrorCode::OccurenceConstraintViolation);
+    assert_eq!(
+        code("OccurrenceConstraintViolation"),
+        ErrorCode::OccurenceConstraintViolation
+    );
     assert_eq!(code("MessageTypeNotSupported"), ErrorCode::GenericError);
-    assert!("FormatViolation".parse::<ErrorCode>().is_err(), "strict parse keeps the 1.6 names");
+    assert!(
+        "FormatViolation".parse::<ErrorCode>().is_err(),
+        "strict parse keeps the 1.6 names"
+    );
 }

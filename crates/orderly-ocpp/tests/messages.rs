@@ -18,7 +18,8 @@ fn same_json(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
     }
@@ -30,16 +31,27 @@ fn round_trip<R: Request>(seen: &mut Vec<Action>) {
         .find(|(a, _, _)| *a == R::ACTION)
         .expect("fixture for every action");
     validate(R::ACTION, Direction::Request, &req).unwrap_or_else(|e| panic!("{}: {e}", R::ACTION));
-    validate(R::ACTION, Direction::Response, &resp).unwrap_or_else(|e| panic!("{}: {e}", R::ACTION));
+    validate(R::ACTION, Direction::Response, &resp)
+        .unwrap_or_else(|e| panic!("{}: {e}", R::ACTION));
 
-    let typed: R = serde_json::from_value(req.clone()).unwrap_or_else(|e| panic!("{}: {e}", R::ACTION));
+    let typed: R =
+        serde_json::from_value(req.clone()).unwrap_or_else(|e| panic!("{}: {e}", R::ACTION));
     let back = serde_json::to_value(&typed).unwrap();
-    assert!(same_json(&req, &back), "{} request:\n{req}\n{back}", R::ACTION);
+    assert!(
+        same_json(&req, &back),
+        "{} request:\n{req}\n{back}",
+        R::ACTION
+    );
     validate(R::ACTION, Direction::Request, &back).unwrap();
 
-    let typed: R::Response = serde_json::from_value(resp.clone()).unwrap_or_else(|e| panic!("{}: {e}", R::ACTION));
+    let typed: R::Response =
+        serde_json::from_value(resp.clone()).unwrap_or_else(|e| panic!("{}: {e}", R::ACTION));
     let back = serde_json::to_value(&typed).unwrap();
-    assert!(same_json(&resp, &back), "{} response:\n{resp}\n{back}", R::ACTION);
+    assert!(
+        same_json(&resp, &back),
+        "{} response:\n{resp}\n{back}",
+        R::ACTION
+    );
     validate(R::ACTION, Direction::Response, &back).unwrap();
     seen.push(R::ACTION);
 }
@@ -76,7 +88,11 @@ fn every_action_round_trips_through_its_types() {
     round_trip::<UnlockConnectorRequest>(&mut seen);
     round_trip::<UpdateFirmwareRequest>(&mut seen);
     seen.sort();
-    assert_eq!(seen, Action::ALL, "a Request impl per action, each with its own action");
+    assert_eq!(
+        seen,
+        Action::ALL,
+        "a Request impl per action, each with its own action"
+    );
 }
 
 #[test]
@@ -111,13 +127,19 @@ fn typed_stop_transaction_reads_the_fields_the_server_needs() {
     let data = stop.transaction_data.unwrap();
     assert_eq!(data.len(), 2);
     let first = &data[0].sampled_value[0];
-    assert_eq!(first.measurand_or_default(), Measurand::EnergyActiveImportRegister);
+    assert_eq!(
+        first.measurand_or_default(),
+        Measurand::EnergyActiveImportRegister
+    );
     assert_eq!(first.unit_or_default().as_str(), "Wh");
     let voltage = &data[0].sampled_value[2];
     assert_eq!(voltage.phase.map(Phase::as_str), Some("L1-N"));
     let end = &data[1].sampled_value[0];
     assert_eq!(end.measurand, None);
-    assert_eq!(end.measurand_or_default(), Measurand::EnergyActiveImportRegister);
+    assert_eq!(
+        end.measurand_or_default(),
+        Measurand::EnergyActiveImportRegister
+    );
     assert_eq!(end.context_or_default(), ReadingContext::TransactionEnd);
 }
 
@@ -126,16 +148,28 @@ fn zoneless_timestamps_from_chargers_are_read_as_utc() {
     let req = json!({"connectorId": 2, "idTag": "T1", "meterStart": 0, "timestamp": "2026-11-26T22:00:00"});
     validate(Action::StartTransaction, Direction::Request, &req).unwrap();
     let start: StartTransactionRequest = serde_json::from_value(req).unwrap();
-    assert_eq!(start.timestamp, Timestamp::parse("2026-11-26T22:00:00Z").unwrap());
-    assert_eq!(serde_json::to_value(&start).unwrap()["timestamp"], "2026-11-26T22:00:00Z");
+    assert_eq!(
+        start.timestamp,
+        Timestamp::parse("2026-11-26T22:00:00Z").unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(&start).unwrap()["timestamp"],
+        "2026-11-26T22:00:00Z"
+    );
 }
 
 #[test]
 fn wire_enums_are_exact() {
-    assert_eq!("Sample.Clock".parse::<ReadingContext>(), Ok(ReadingContext::SampleClock));
+    assert_eq!(
+        "Sample.Clock".parse::<ReadingContext>(),
+        Ok(ReadingContext::SampleClock)
+    );
     assert!("sample.clock".parse::<ReadingContext>().is_err());
     assert!(serde_json::from_value::<ChargePointStatus>(json!("Busy")).is_err());
-    assert_eq!(serde_json::to_value(ChargePointStatus::SuspendedEvse).unwrap(), "SuspendedEVSE");
+    assert_eq!(
+        serde_json::to_value(ChargePointStatus::SuspendedEvse).unwrap(),
+        "SuspendedEVSE"
+    );
     for m in Measurand::ALL {
         assert_eq!(m.as_str().parse::<Measurand>(), Ok(*m));
     }
@@ -145,10 +179,27 @@ fn wire_enums_are_exact() {
 #[test]
 fn responses_built_by_the_server_are_schema_valid() {
     let now = Timestamp::parse("2026-11-26T08:00:00.5Z").unwrap();
-    let boot = BootNotificationResponse { status: RegistrationStatus::Pending, current_time: now, interval: 60 };
-    validate(Action::BootNotification, Direction::Response, &serde_json::to_value(&boot).unwrap()).unwrap();
-    let start = StartTransactionResponse { id_tag_info: IdTagInfo::new(AuthorizationStatus::Invalid), transaction_id: 9 };
-    validate(Action::StartTransaction, Direction::Response, &serde_json::to_value(&start).unwrap()).unwrap();
+    let boot = BootNotificationResponse {
+        status: RegistrationStatus::Pending,
+        current_time: now,
+        interval: 60,
+    };
+    validate(
+        Action::BootNotification,
+        Direction::Response,
+        &serde_json::to_value(&boot).unwrap(),
+    )
+    .unwrap();
+    let start = StartTransactionResponse {
+        id_tag_info: IdTagInfo::new(AuthorizationStatus::Invalid),
+        transaction_id: 9,
+    };
+    validate(
+        Action::StartTransaction,
+        Direction::Response,
+        &serde_json::to_value(&start).unwrap(),
+    )
+    .unwrap();
     for empty in [
         serde_json::to_value(MeterValuesResponse {}).unwrap(),
         serde_json::to_value(StopTransactionResponse::default()).unwrap(),
