@@ -3,7 +3,8 @@
 //! prints a markdown table. Run through `bench/simulate/quality.sh`.
 
 use clap::Parser;
-use orderly_sim::{Inputs, Metrics, Policy, SimulateArgs, simulate};
+use orderly_sim::plant::Plant;
+use orderly_sim::{Inputs, Metrics, Policy, SimulateArgs, engine, simulate};
 
 #[derive(Parser)]
 #[command(about = "All policies on every busy Norway location, as a markdown table")]
@@ -78,6 +79,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 rows.push((policy.name().to_owned(), m));
             }
+            // Forecast-free receding horizon: the offline solver on the cars plugged in now,
+            // re-run at each event. Shows what the online planner's forecast is for.
+            let mut plant = Plant::new(&scenario, none.clone());
+            let times =
+                engine::receding_horizon(&mut plant, |_, p| orderly_schedule::solve_offline(p))?;
+            rows.push((
+                "mpc without forecast".to_owned(),
+                Metrics::measure("mpc", &plant, &times),
+            ));
             if cli.v2g_share > 0.0 {
                 let v2g = inputs.v2g(&scenario, cli.v2g_share)?;
                 let engine_policies = Policy::ALL

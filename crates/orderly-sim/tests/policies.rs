@@ -4,7 +4,7 @@ mod common;
 
 use common::{Fixture, real_args, session};
 use orderly_sim::plant::Plant;
-use orderly_sim::{Inputs, Policy, Scenario, simulate};
+use orderly_sim::{Inputs, Metrics, Policy, Scenario, engine, simulate};
 
 const EPS: f64 = 1e-9;
 
@@ -209,8 +209,20 @@ fn policies_keep_their_invariants_on_real_weeks() {
             check_car_limits(&plant, m.energy_requested_kwh, m.energy_delivered_kwh);
             check_sorted(&plant, laxity);
             assert_eq!(m.slots_over_capacity, 0);
-            energies.push((policy, m.energy_delivered_kwh, m.cost_cny));
+            energies.push((policy.name(), m.energy_delivered_kwh, m.cost_cny));
         }
+
+        // The receding-horizon driver, with the offline solver on the plugged-in cars as a
+        // forecast-free planner: within the capacity and the cars' limits, never better than
+        // the optimum.
+        let mut plant = Plant::new(&sc, none.clone());
+        let times = engine::receding_horizon(&mut plant, |_, p| orderly_schedule::solve_offline(p))
+            .unwrap();
+        let mpc = Metrics::measure("mpc", &plant, &times);
+        check_car_limits(&plant, mpc.energy_requested_kwh, mpc.energy_delivered_kwh);
+        assert_eq!(mpc.slots_over_capacity, 0, "{location}");
+        assert!(!times.is_empty());
+        energies.push(("mpc", mpc.energy_delivered_kwh, mpc.cost_cny));
 
         let (opt, plant) = simulate(&sc, none.clone(), Policy::OfflineOptimal).unwrap();
         check_car_limits(&plant, opt.energy_requested_kwh, opt.energy_delivered_kwh);
@@ -219,10 +231,10 @@ fn policies_keep_their_invariants_on_real_weeks() {
             // The optimum delivers the most energy, and at equal energy costs the least.
             assert!(
                 opt.energy_delivered_kwh >= energy - 1e-6,
-                "{location}: {policy:?}"
+                "{location}: {policy}"
             );
             if close(energy, opt.energy_delivered_kwh) {
-                assert!(opt.cost_cny <= cost + 1e-6, "{location}: {policy:?}");
+                assert!(opt.cost_cny <= cost + 1e-6, "{location}: {policy}");
             }
         }
     }
