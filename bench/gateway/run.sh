@@ -9,7 +9,8 @@
 #
 # Knobs (environment): SIZES ("1000 10000 19000"), STEADY (60 s measured per run), RATE (500
 # connections/s ramp), INTERVAL (10 s per connection between messages), THREADS (1 loadgen worker),
-# TARGETS ("ocpp-rpc orderly"), ORDERLY_PASSWORD (unset: chargers without Basic auth), OUT.
+# TARGETS ("ocpp-rpc orderly"), ORDERLY_PASSWORD (unset: chargers without Basic auth), OUT,
+# NICE (0; e.g. -5 runs server and generator ahead of other work on a shared machine).
 #
 # Everything runs on loopback (127.0.0.1 and 127.0.0.2 as source addresses) and every run stops
 # by itself: ramp (N/RATE + 60 s at most) + STEADY + a 10 s drain. A process may hold at most
@@ -24,12 +25,14 @@ STEADY=${STEADY:-60}
 RATE=${RATE:-500}
 INTERVAL=${INTERVAL:-10}
 THREADS=${THREADS:-1}
+NICE=${NICE:-0}
 TARGETS=${TARGETS:-"ocpp-rpc orderly"}
 OUT=${OUT:-$ROOT/target/bench-gateway/$(date -u +%Y%m%dT%H%M%SZ)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PEER_DIR=$ROOT/bench/gateway/ocpp-rpc-peer
 
 mkdir -p "$OUT"
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ulimit -n "$(ulimit -Hn)"
 echo "open-file limit: $(ulimit -n) (hard $(ulimit -Hn))" >&2
 
@@ -65,7 +68,7 @@ wait_port() {
 
 start_peer() {
   local log=$OUT/ocpp-rpc-$1.server.log
-  node "$PEER_DIR/server.js" 0 127.0.0.1 >"$log" 2>&1 &
+  nice -n "$NICE" node "$PEER_DIR/server.js" 0 127.0.0.1 >"$log" 2>&1 &
   SERVER_PID=$!
   PORT=$(wait_port "$log")
 }
@@ -85,7 +88,7 @@ start_orderly() {
       "$ORDERLY_BIN" charger add "$(printf 'LG%05d' "$i")" "${pw[@]}" --data-dir "$dir" >/dev/null
     done
   fi
-  "$ORDERLY_BIN" serve --listen 127.0.0.1:0 --data-dir "$dir" >"$log" 2>"$log.stderr" &
+  nice -n "$NICE" "$ORDERLY_BIN" serve --listen 127.0.0.1:0 --data-dir "$dir" >"$log" 2>"$log.stderr" &
   SERVER_PID=$!
   PORT=$(wait_port "$log")
 }
@@ -101,10 +104,11 @@ run_one() {
       ;;
   esac
   echo "== $target N=$n (pid $SERVER_PID, port $PORT)" >&2
-  local cmd=("$LOADGEN" --url "ws://127.0.0.1:$PORT/ocpp/" -n "$n" --rate "$RATE"
+  local cmd=(nice -n "$NICE" "$LOADGEN" --url "ws://127.0.0.1:$PORT/ocpp/" -n "$n" --rate "$RATE"
     --interval "$INTERVAL" --duration "$STEADY" --threads "$THREADS"
     --server-pid "$SERVER_PID" "${auth[@]}")
   echo "${cmd[*]}" >"$json.cmd"
+  cat /proc/loadavg >"$json.loadavg"
   "${cmd[@]}" >"$json" 2>"$json.log" || echo "loadgen failed for $target N=$n" >&2
   stop_server
   sleep 5 # let the closed sockets leave the server side before the next run
@@ -119,13 +123,15 @@ done
 
 {
   echo "Machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "Machine load average before the runs: $LOADAVG_START (other work shares these cores)."
   echo "Load: one message per connection every ${INTERVAL} s after boot, ramp ${RATE}/s, ${STEADY} s steady window; load generator on the same cores."
   echo
   python3 - "$OUT" "$SIZES" "$TARGETS" <<'PY'
 import json, os, sys
 out, sizes, targets = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
-print("| N | CSMS | held | failed / dropped | msg/s | p50 RTT ms | p99 RTT ms | max RTT ms | timeouts + errors | server RSS KiB/conn |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+pct = lambda v: "–" if v is None else f"{v:.0f}"
+print("| N | CSMS | held | failed / dropped | msg/s | p50 RTT ms | p99 RTT ms | max RTT ms | timeouts + errors | server RSS KiB/conn | server CPU % | loadgen CPU % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n in sizes:
     for t in targets:
         path = os.path.join(out, f"{t}-{n}.json")
@@ -137,7 +143,8 @@ for n in sizes:
         print(f"| {int(n):,} | {t} | {c['held']:,} | {c['failed']} / {c['dropped']} | "
               f"{s['messages_per_second']:,.0f} | {s['rtt']['p50_ms']:.2f} | {s['rtt']['p99_ms']:.2f} | "
               f"{s['rtt']['max_ms']:.1f} | {s['timeouts'] + s['errors']} | "
-              f"{'–' if kib is None else f'{kib:.1f}'} |")
+              f"{'–' if kib is None else f'{kib:.1f}'} | {pct(srv.get('cpu_steady_percent'))} | "
+              f"{pct(r['loadgen'].get('cpu_steady_percent'))} |")
 PY
   echo
   echo "Reports: $OUT"

@@ -13,7 +13,7 @@ use crate::conn::{Shared, run_connection};
 use crate::plan::Plan;
 use crate::stats::{
     Boot, Connections, LoadgenFacts, Messages, Report, ReportSettings, ServerMemory, Steady,
-    Timing, per_connection_kib,
+    Timing, cpu_percent, per_connection_kib,
 };
 use crate::sys;
 
@@ -75,9 +75,18 @@ pub async fn run(plan: Plan, env: Environment) -> Report {
         plan.settings.duration.as_secs_f64()
     );
     stats.set_steady(true);
+    let server_cpu_before = server_pid.and_then(sys::cpu_time);
+    let own_cpu_before = sys::own_cpu_time();
     sleep(plan.settings.duration).await;
     stats.set_steady(false);
-    let steady_s = steady_start.elapsed().as_secs_f64();
+    let steady_wall = steady_start.elapsed();
+    let steady_s = steady_wall.as_secs_f64();
+    let server_cpu = cpu_percent(
+        server_cpu_before,
+        server_pid.and_then(sys::cpu_time),
+        steady_wall,
+    );
+    let own_cpu = cpu_percent(own_cpu_before, sys::own_cpu_time(), steady_wall);
     let held = stats.open_now();
     let rss_steady = server_pid.and_then(sys::rss_kib);
     let own_rss = sys::own_rss_kib();
@@ -150,10 +159,12 @@ pub async fn run(plan: Plan, env: Environment) -> Report {
             rss_before_kib: rss_before,
             rss_steady_kib: rss_steady,
             kib_per_connection: per_connection_kib(rss_before, rss_steady, held),
+            cpu_steady_percent: server_cpu,
         }),
         loadgen: LoadgenFacts {
             open_files_limit: env.open_files_limit,
             rss_steady_kib: own_rss,
+            cpu_steady_percent: own_cpu,
             worker_threads: env.worker_threads,
         },
         failures: stats.failures(),

@@ -325,13 +325,31 @@ pub struct ServerMemory {
     pub rss_steady_kib: Option<u64>,
     /// (steady − before) / connections held.
     pub kib_per_connection: Option<f64>,
+    /// CPU used by the server during the steady window, in percent of one core.
+    pub cpu_steady_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadgenFacts {
     pub open_files_limit: u64,
     pub rss_steady_kib: Option<u64>,
+    /// CPU used by the generator during the steady window, in percent of one core.
+    pub cpu_steady_percent: Option<f64>,
     pub worker_threads: usize,
+}
+
+/// CPU used between two readings over `wall`, in percent of one core (one decimal).
+pub fn cpu_percent(
+    before: Option<Duration>,
+    after: Option<Duration>,
+    wall: Duration,
+) -> Option<f64> {
+    match (before, after) {
+        (Some(b), Some(a)) if !wall.is_zero() && a >= b => {
+            Some(((a - b).as_secs_f64() / wall.as_secs_f64() * 1000.0).round() / 10.0)
+        }
+        _ => None,
+    }
 }
 
 /// (steady − before) / held, rounded to 0.1 KiB; `None` without both readings or connections.
@@ -395,6 +413,14 @@ mod tests {
         stats.connect_failed("http 401");
         assert_eq!(stats.failures().get("http 401"), Some(&2));
         assert_eq!(stats.failed.get(), 2);
+    }
+
+    #[test]
+    fn cpu_share_of_one_core() {
+        let s = Duration::from_secs;
+        assert_eq!(cpu_percent(Some(s(10)), Some(s(40)), s(60)), Some(50.0));
+        assert_eq!(cpu_percent(None, Some(s(40)), s(60)), None);
+        assert_eq!(cpu_percent(Some(s(1)), Some(s(2)), Duration::ZERO), None);
     }
 
     #[test]

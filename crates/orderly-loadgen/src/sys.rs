@@ -6,6 +6,7 @@
 
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 /// Raises the soft open-file limit to the hard limit and returns the new soft limit.
 pub fn raise_open_files_limit() -> io::Result<u64> {
@@ -33,6 +34,31 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
+}
+
+/// CPU time (user + system, all threads) consumed so far by process `pid`, from
+/// `/proc/PID/stat`; `None` if it cannot be read.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    parse_stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The generator's own CPU time (user + system, all threads).
+pub fn own_cpu_time() -> Option<Duration> {
+    parse_stat_cpu(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// `/proc/PID/stat` reports times in USER_HZ ticks, which Linux fixes at 100 per second for
+/// user space on every architecture this runs on.
+const USER_HZ: u64 = 100;
+
+/// Reads utime + stime (fields 14 and 15) from a `/proc/PID/stat` line. The command name (field 2)
+/// may contain spaces and parentheses, so fields are counted after its last `)`.
+pub fn parse_stat_cpu(stat: &str) -> Option<Duration> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
 }
 
 /// Number of local ports the kernel hands out for outgoing connections per source address.
@@ -67,6 +93,16 @@ mod tests {
         assert!(rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
         // PID 0 never has a /proc entry.
         assert_eq!(rss_kib(0), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_after_the_command_name() {
+        // Fields: pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+        let stat = "4242 (node (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0";
+        assert_eq!(parse_stat_cpu(stat), Some(Duration::from_secs(3)));
+        assert_eq!(parse_stat_cpu("garbage"), None);
+        assert!(own_cpu_time().is_some());
+        assert!(cpu_time(std::process::id()).is_some());
     }
 
     #[test]
