@@ -87,6 +87,8 @@ pub async fn open_store(config: &Config) -> Result<Store, ServerError> {
 
 /// The whole HTTP surface for `state`: `/ocpp/{id}`, `/api/v1/…`, `/metrics`.
 pub fn app(state: AppState) -> Router {
+    // Install the recorder before the first message is counted (counts made earlier are lost).
+    metrics::handle();
     Router::new()
         .route("/ocpp/{id}", get(gateway::upgrade))
         .route("/metrics", get(api::metrics))
