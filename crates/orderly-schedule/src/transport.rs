@@ -83,6 +83,20 @@ pub(crate) fn solve(
     debug_assert_eq!(base_kw.len(), slots);
     let n = cars.len();
     let mut out = vec![Vec::new(); n];
+    // What each car could take alone: its request, capped by its rate over its window. Fairness
+    // is measured against this, so a car limited by its own rate does not drag the others down.
+    let cars: Vec<Car> = cars
+        .iter()
+        .map(|c| {
+            let d = c.departure.min(slots);
+            let room = c.max_kw * d.saturating_sub(c.arrival) as f64 * slot_hours;
+            Car {
+                departure: d,
+                energy_kwh: c.energy_kwh.min(room),
+                ..*c
+            }
+        })
+        .collect();
     let active: Vec<usize> = (0..n)
         .filter(|&i| {
             let c = &cars[i];

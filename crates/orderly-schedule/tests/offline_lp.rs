@@ -22,7 +22,7 @@ proptest! {
 
         let min_frac = pr.sessions.iter().zip(&plan.sessions)
             .filter(|(s, _)| s.energy_kwh > 0.0)
-            .map(|(s, sp)| sp.energy_kwh / s.energy_kwh)
+            .map(|(s, sp)| sp.energy_kwh / servable(&pr, s))
             .fold(1.0, f64::min);
         prop_assert!((min_frac - lp.max_min_fraction).abs() <= 1e-6,
             "worst served fraction {min_frac} vs LP {}", lp.max_min_fraction);
@@ -98,14 +98,47 @@ fn shortfall_is_max_min_fair_in_served_fraction() {
         assert!((sp.energy_kwh / s.energy_kwh - 6.0 / 14.0).abs() < 1e-9);
         assert_eq!(sp.finish_slot, None);
     }
-    // A car limited by its own rate takes what it can; the others share the rest fairly.
+    // Fractions count against what a car could take alone (its rate caps car 1 at 1 kWh), so
+    // both get 6/11 of their servable energy.
     let pr = Problem {
         sessions: vec![car(1, 0, 2, 10.0, 0.5), car(2, 0, 2, 10.0, 10.0)],
         ..pr
     };
     let plan = solve_offline(&pr).unwrap();
-    assert!((plan.sessions[0].energy_kwh - 1.0).abs() < 1e-9);
-    assert!((plan.sessions[1].energy_kwh - 5.0).abs() < 1e-9);
+    assert!((plan.sessions[0].energy_kwh - 6.0 / 11.0).abs() < 1e-9);
+    assert!((plan.sessions[1].energy_kwh - 60.0 / 11.0).abs() < 1e-9);
+    // Once a car is full, the others keep rising: 1 kWh and 3 kWh requests in 3 kWh of room.
+    let pr = Problem {
+        capacity_kw: vec![1.5, 1.5],
+        sessions: vec![
+            car(1, 0, 2, 1.0, 10.0),
+            car(2, 0, 2, 3.0, 10.0),
+            car(3, 0, 1, 3.0, 0.5),
+        ],
+        ..pr
+    };
+    let plan = solve_offline(&pr).unwrap();
+    let e: Vec<f64> = plan.sessions.iter().map(|s| s.energy_kwh).collect();
+    // Car 3 takes at most 0.5 kWh; all three at fraction λ: 1λ + 3λ + 0.5λ = 3 → λ = 2/3.
+    assert!((e[0] - 2.0 / 3.0).abs() < 1e-9, "{e:?}");
+    assert!((e[1] - 2.0).abs() < 1e-9, "{e:?}");
+    assert!((e[2] - 1.0 / 3.0).abs() < 1e-9, "{e:?}");
+    // Lexicographic: car 3 (slot 0 only, 0.3 kWh of room) freezes at 0.1 of its 3 kWh; cars 1 and
+    // 2 keep rising to 0.75 in slot 1.
+    let pr = Problem {
+        capacity_kw: vec![0.3, 3.0],
+        sessions: vec![
+            car(1, 0, 2, 1.0, 10.0),
+            car(2, 0, 2, 3.0, 10.0),
+            car(3, 0, 1, 3.0, 10.0),
+        ],
+        ..pr
+    };
+    let plan = solve_offline(&pr).unwrap();
+    let e: Vec<f64> = plan.sessions.iter().map(|s| s.energy_kwh).collect();
+    assert!((e[0] - 0.75).abs() < 1e-9, "{e:?}");
+    assert!((e[1] - 2.25).abs() < 1e-9, "{e:?}");
+    assert!((e[2] - 0.3).abs() < 1e-9, "{e:?}");
 }
 
 #[test]

@@ -107,7 +107,7 @@ pub fn reference(pr: &Problem, cap: &[f64]) -> LpReference {
     cs.push(total.geq(max_energy - 1e-9 * max_energy.max(1.0)));
     for (i, s) in pr.sessions.iter().enumerate() {
         if s.energy_kwh > 0.0 {
-            cs.push(energy(&m, i, hh).geq(s.energy_kwh * z));
+            cs.push(energy(&m, i, hh).geq(servable(pr, s) * z));
         }
     }
     let sol = solve_max(m.vars, z.into(), cs);
@@ -219,6 +219,13 @@ pub fn check_invariants(pr: &Problem, plan: &Plan) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What a session could take alone: its request capped by its rate over its window.
+pub fn servable(pr: &Problem, s: &Session) -> f64 {
+    let d = s.departure_slot.min(pr.price.len());
+    let a = s.arrival_slot.min(d);
+    s.energy_kwh.min(s.max_kw * (d - a) as f64 * h(pr))
 }
 
 pub fn plan_cost(plan: &Plan) -> f64 {
