@@ -6,8 +6,13 @@ pub mod error;
 mod flow;
 pub mod model;
 mod offline;
+pub mod online;
 mod transport;
 
 pub use error::ScheduleError;
 pub use model::*;
 pub use offline::solve_offline;
+pub use online::{
+    Calendar, DayType, DaysObserved, Forecast, GhostArrival, HistoricSession, OnlineConfig,
+    OnlinePlanner,
+};

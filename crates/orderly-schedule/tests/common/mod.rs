@@ -297,3 +297,5 @@ pub fn problem(max_sessions: usize) -> impl Strategy<Value = Problem> {
             }
         })
 }
+
+pub mod sim;

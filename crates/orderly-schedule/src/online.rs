@@ -1,0 +1,294 @@
+//! The online planner: re-plan at slot `now` from what is known now plus a forecast of the cars
+//! still to come.
+//!
+//! A cost-minimising re-plan that only sees the cars plugged in fills the cheap valley with them
+//! and leaves nothing for cars that arrive later in the evening. The planner therefore adds
+//! *ghost* sessions: the community's expected arrivals, learned from history per day type and
+//! slot of day, each a fraction of a car (expected energy and expected aggregate power), which
+//! take part in the optimisation like real cars and so hold back capacity for the arrivals they
+//! stand for. Only the real sessions' powers are returned; the caller applies the current slot's
+//! and re-plans at the next event.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ScheduleError;
+use crate::model::{Plan, Priority, Problem, Session};
+use crate::offline::{self, SolveOptions};
+
+/// Kind of day, for the forecast: arrivals differ between working days and the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayType {
+    Weekday,
+    Weekend,
+}
+
+impl DayType {
+    fn index(self) -> usize {
+        match self {
+            DayType::Weekday => 0,
+            DayType::Weekend => 1,
+        }
+    }
+}
+
+/// One recorded session, as the forecast learns from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoricSession {
+    /// Kind of the day the car arrived on.
+    pub day_type: DayType,
+    /// Slot of the day (0 = the slot starting at midnight) of the arrival.
+    pub arrival_slot_of_day: usize,
+    /// Number of slots the car stayed.
+    pub duration_slots: usize,
+    /// Energy it took (kWh).
+    pub energy_kwh: f64,
+    /// Its maximum charging power (kW).
+    pub max_kw: f64,
+}
+
+/// How many days of each type the history covers (days without any session count too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DaysObserved {
+    pub weekdays: usize,
+    pub weekend_days: usize,
+}
+
+/// An expected arrival: a fraction of a car, or several similar cars merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GhostArrival {
+    pub arrival_slot_of_day: usize,
+    pub duration_slots: usize,
+    /// Expected energy per day (kWh).
+    pub energy_kwh: f64,
+    /// Expected aggregate power per day (kW): the sum of the merged cars' rates per day.
+    pub max_kw: f64,
+}
+
+/// Expected arrivals per day type and slot of day, learned from history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    pub slot_minutes: u32,
+    pub slots_per_day: usize,
+    /// Per day type (weekday, weekend), ghost arrivals sorted by slot of day.
+    pub arrivals: [Vec<GhostArrival>; 2],
+}
+
+impl Forecast {
+    /// A forecast that expects nobody: the planner then only sees the cars plugged in.
+    pub fn none(slot_minutes: u32) -> Result<Self, ScheduleError> {
+        let slots_per_day = slots_per_day(slot_minutes)?;
+        Ok(Self {
+            slot_minutes,
+            slots_per_day,
+            arrivals: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// Learn expected arrivals. Sessions of one day type are grouped by arrival (30-minute
+    /// blocks) and duration (1-hour blocks); each group becomes one ghost with the group's mean
+    /// arrival and duration and, per observed day, its total energy and total power.
+    pub fn learn(
+        slot_minutes: u32,
+        days: DaysObserved,
+        history: &[HistoricSession],
+    ) -> Result<Self, ScheduleError> {
+        let slots_per_day = slots_per_day(slot_minutes)?;
+        let block_arrival = (30 / slot_minutes).max(1) as usize;
+        let block_duration = (60 / slot_minutes).max(1) as usize;
+        // (day type, arrival block, duration block) → sums
+        let mut groups: BTreeMap<(usize, usize, usize), [f64; 5]> = BTreeMap::new();
+        for (k, h) in history.iter().enumerate() {
+            let ok = h.energy_kwh.is_finite()
+                && h.energy_kwh >= 0.0
+                && h.max_kw.is_finite()
+                && h.max_kw >= 0.0
+                && h.arrival_slot_of_day < slots_per_day;
+            if !ok {
+                return Err(ScheduleError::InvalidSession {
+                    id: k as u64,
+                    reason: "historic session: energy and power must be finite and ≥ 0, arrival within the day".into(),
+                });
+            }
+            let key = (
+                h.day_type.index(),
+                h.arrival_slot_of_day / block_arrival,
+                h.duration_slots / block_duration,
+            );
+            let g = groups.entry(key).or_insert([0.0; 5]);
+            g[0] += 1.0;
+            g[1] += h.arrival_slot_of_day as f64;
+            g[2] += h.duration_slots as f64;
+            g[3] += h.energy_kwh;
+            g[4] += h.max_kw;
+        }
+        let mut arrivals: [Vec<GhostArrival>; 2] = [Vec::new(), Vec::new()];
+        let ndays = [days.weekdays, days.weekend_days];
+        for ((dt, _, _), g) in groups {
+            if ndays[dt] == 0 {
+                continue;
+            }
+            let per_day = 1.0 / ndays[dt] as f64;
+            arrivals[dt].push(GhostArrival {
+                arrival_slot_of_day: (g[1] / g[0]).round() as usize,
+                duration_slots: ((g[2] / g[0]).round() as usize).max(1),
+                energy_kwh: g[3] * per_day,
+                max_kw: g[4] * per_day,
+            });
+        }
+        for a in &mut arrivals {
+            a.sort_by_key(|g| (g.arrival_slot_of_day, g.duration_slots));
+        }
+        Ok(Self {
+            slot_minutes,
+            slots_per_day,
+            arrivals,
+        })
+    }
+}
+
+fn slots_per_day(slot_minutes: u32) -> Result<usize, ScheduleError> {
+    if slot_minutes == 0 || 1440 % slot_minutes != 0 {
+        return Err(ScheduleError::InvalidSlotMinutes(slot_minutes));
+    }
+    Ok((1440 / slot_minutes) as usize)
+}
+
+/// Where the slots of the problems passed to [`OnlinePlanner::plan`] lie in the calendar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calendar {
+    /// Slot of the day of slot 0 (0 if slot 0 starts at midnight).
+    pub slot_of_day_at_zero: usize,
+    /// Type of each day, the day containing slot 0 first. Past the end, the list repeats.
+    pub day_types: Vec<DayType>,
+}
+
+/// Knobs of the online planner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnlineConfig {
+    /// Ghosts arriving up to this many slots after `now` are added.
+    pub lookahead_slots: usize,
+    /// Multiplier on the forecast's energy and power (a margin for days busier than average).
+    pub forecast_scale: f64,
+}
+
+impl OnlineConfig {
+    /// One day of lookahead, forecast taken as is.
+    pub fn for_slot_minutes(slot_minutes: u32) -> Self {
+        Self {
+            lookahead_slots: (1440 / slot_minutes.max(1)) as usize,
+            forecast_scale: 1.0,
+        }
+    }
+}
+
+/// Re-plans the plugged-in cars with the forecast's ghosts. Deterministic: the same inputs give
+/// the same plan.
+#[derive(Debug, Clone)]
+pub struct OnlinePlanner {
+    forecast: Forecast,
+    calendar: Calendar,
+    config: OnlineConfig,
+}
+
+impl OnlinePlanner {
+    pub fn new(forecast: Forecast, calendar: Calendar, config: OnlineConfig) -> Self {
+        Self {
+            forecast,
+            calendar,
+            config,
+        }
+    }
+
+    pub fn forecast(&self) -> &Forecast {
+        &self.forecast
+    }
+
+    /// The ghosts the planner adds at `now`, in the problem's slot indices (ids from `u64::MAX`
+    /// downwards), for a horizon of `slots` slots.
+    pub fn ghosts(&self, now: usize, slots: usize) -> Vec<Session> {
+        let spd = self.forecast.slots_per_day;
+        let scale = self.config.forecast_scale;
+        let last = (now + self.config.lookahead_slots).min(slots.saturating_sub(1));
+        let mut out = Vec::new();
+        if self.calendar.day_types.is_empty() || now + 1 > last {
+            return out;
+        }
+        let abs = |t: usize| t + self.calendar.slot_of_day_at_zero;
+        let first_day = abs(now + 1) / spd;
+        let last_day = abs(last) / spd;
+        for day in first_day..=last_day {
+            let dt = self.calendar.day_types[day % self.calendar.day_types.len()];
+            for g in &self.forecast.arrivals[dt.index()] {
+                let at = day * spd + g.arrival_slot_of_day;
+                let Some(t) = at.checked_sub(self.calendar.slot_of_day_at_zero) else {
+                    continue;
+                };
+                if t <= now || t > last {
+                    continue;
+                }
+                out.push(Session {
+                    id: u64::MAX - out.len() as u64,
+                    arrival_slot: t,
+                    departure_slot: (t + g.duration_slots).min(slots),
+                    energy_kwh: g.energy_kwh * scale,
+                    max_kw: g.max_kw * scale,
+                    min_kw: 0.0,
+                    priority: Priority::Normal,
+                    v2g: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// Plan at slot `now`. `problem.sessions` are the cars plugged in now, with the energy they
+    /// still want; slots before `now` are ignored (an arrival slot before `now` counts as `now`).
+    /// Returns the plan of these sessions over the problem's horizon (zero before `now`); the
+    /// caller applies slot `now` and re-plans at the next event.
+    pub fn plan(&self, now: usize, problem: &Problem) -> Result<Plan, ScheduleError> {
+        offline::validate(problem)?;
+        let slots = problem.price.len();
+        if now >= slots {
+            return Err(ScheduleError::NowOutOfHorizon { now, slots });
+        }
+        if problem.slot_minutes != self.forecast.slot_minutes {
+            return Err(ScheduleError::InvalidSlotMinutes(problem.slot_minutes));
+        }
+        let ghosts = self.ghosts(now, slots);
+        // Plan only as far as anyone (real or ghost) stays: a shorter horizon is a faster solve.
+        let end = problem
+            .sessions
+            .iter()
+            .chain(&ghosts)
+            .map(|s| s.departure_slot.min(slots))
+            .max()
+            .unwrap_or(now + 1)
+            .max(now + 1);
+        let shift = |s: &Session| Session {
+            arrival_slot: s.arrival_slot.max(now) - now,
+            departure_slot: s.departure_slot.min(end).max(now) - now,
+            ..s.clone()
+        };
+        let real = problem.sessions.len();
+        let sub = Problem {
+            slot_minutes: problem.slot_minutes,
+            capacity_kw: problem.capacity_kw[now..end].to_vec(),
+            price: problem.price[now..end].to_vec(),
+            sessions: problem.sessions.iter().chain(&ghosts).map(shift).collect(),
+        };
+        let mut power = offline::plan_powers(&sub, &SolveOptions::default())?;
+        power.truncate(real);
+        let full = power
+            .into_iter()
+            .map(|p| {
+                let mut v = vec![0.0; slots];
+                v[now..end].copy_from_slice(&p);
+                v
+            })
+            .collect();
+        Ok(offline::assemble(problem, full))
+    }
+}
