@@ -86,7 +86,7 @@ class PostgresDatabases:
 
 @pytest.fixture
 def server_factory(request, orderly_bin, backend, tmp_path):
-    """start(env=..., storage_of=other_server, before_start=fn) → a running Server.
+    """start(env=, storage_of=, before_start=, admin_token=, extra_args=) → a running Server.
 
     Each call gets fresh storage unless `storage_of` names a server whose data
     directory / database it should share (restart and CLI tests).
@@ -99,6 +99,8 @@ def server_factory(request, orderly_bin, backend, tmp_path):
         env: dict[str, str] | None = None,
         storage_of: Server | None = None,
         before_start: Callable[[Server], None] | None = None,
+        admin_token: str | None | bool = True,
+        extra_args: list[str] | None = None,
     ) -> Server:
         if storage_of is not None:
             data_dir, db_url = storage_of.data_dir, storage_of.database_url
@@ -109,8 +111,11 @@ def server_factory(request, orderly_bin, backend, tmp_path):
             binary=orderly_bin,
             data_dir=data_dir,
             database_url=db_url,
-            admin_token=f"test-admin-{secrets.token_hex(16)}",
+            # True: a fresh random token through ORDERLY_ADMIN_TOKEN; None: none, so the
+            # server bootstraps and prints its own; a string: that token.
+            admin_token=f"test-admin-{secrets.token_hex(16)}" if admin_token is True else admin_token,
             env_extra=dict(env or {}),
+            extra_args=list(extra_args or []),
         )
         servers.append(srv)
         if before_start is not None:

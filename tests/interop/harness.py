@@ -42,6 +42,7 @@ from ocpp.v16.enums import Action
 EVENT_TIMEOUT = 15.0
 SERVER_START_TIMEOUT = 60.0
 LISTENING_RE = re.compile(r"listening on (127\.0\.0\.1:\d+)")
+ADMIN_TOKEN_RE = re.compile(r"^admin token: (\S+)$")
 
 
 # --------------------------------------------------------------------------
@@ -82,8 +83,11 @@ class Server:
     binary: str
     data_dir: Path
     database_url: str | None
-    admin_token: str
+    # None: let the server create (and print) its bootstrap token.
+    admin_token: str | None
     env_extra: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+    printed_token: str | None = None
     proc: subprocess.Popen | None = None
     address: str = ""
     stdout_lines: list[str] = field(default_factory=list)
@@ -102,9 +106,11 @@ class Server:
         # what the test sees; the call timeout is short so a broken server
         # fails a test in seconds rather than the default 30 s.
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
-        env["ORDERLY_ADMIN_TOKEN"] = self.admin_token
+        if self.admin_token is not None:
+            env["ORDERLY_ADMIN_TOKEN"] = self.admin_token
         env["ORDERLY_CALL_TIMEOUT"] = "10"
         env.setdefault("RUST_LOG", "info")
+        env["NO_COLOR"] = "1"  # plain server logs in failure reports
         env.update(self.env_extra)
         return env
 
@@ -126,7 +132,7 @@ class Server:
         self.starts += 1
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{self.starts}.log"
         log = open(self.log_path, "ab")
-        cmd = [self.binary, "serve", "--listen", "127.0.0.1:0", *self.storage_args()]
+        cmd = [self.binary, "serve", "--listen", "127.0.0.1:0", *self.storage_args(), *self.extra_args]
         self.proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
@@ -144,6 +150,9 @@ class Server:
             assert self.proc is not None and self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.stdout_lines.append(line.rstrip("\n"))
+                token = ADMIN_TOKEN_RE.match(line.strip())
+                if token and not found.is_set():
+                    self.printed_token = token.group(1)
                 match = LISTENING_RE.search(line)
                 if match and not found.is_set():
                     self.address = match.group(1)
@@ -187,6 +196,7 @@ class Server:
     def restart(self) -> None:
         self.stop()
         self.address = ""
+        self.printed_token = None
         self.start()
 
     def log_tail(self, lines: int = 60) -> str:
@@ -223,7 +233,7 @@ class Api:
         self.server = server
         self.client = httpx.AsyncClient(
             base_url=f"{server.http_base}/api/v1",
-            headers={"Authorization": f"Bearer {token or server.admin_token}"},
+            headers={"Authorization": f"Bearer {token or server.admin_token or server.printed_token}"},
             timeout=httpx.Timeout(60.0),
         )
 
@@ -726,6 +736,33 @@ async def raw_link(server: Server, cp_id: str, password: str | None = None):
         await ws.close()
 
 
+@contextlib.asynccontextmanager
+async def silent_peer(server: Server, cp_id: str):
+    """A charge point that completes the WebSocket handshake and then goes
+    dead: it never reads, never answers a Ping (a power cut, a dropped NAT).
+    Written on a bare TCP stream because WebSocket libraries answer Pings on
+    their own."""
+    host, port = server.address.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    writer.write(
+        (
+            f"GET /ocpp/{cp_id} HTTP/1.1\r\nHost: {server.address}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EVENT_TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    try:
+        yield
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
 def new_id(prefix: str = "CP") -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
@@ -758,6 +795,7 @@ __all__ = [
     "raw_link",
     "refused_status",
     "same_instant",
+    "silent_peer",
     "timedelta",
     "utcnow",
 ]

@@ -106,9 +106,16 @@ async def test_every_charger_initiated_action_gets_a_conf(server, api, cp_id):
 
 
 async def test_authorize_accepted(server, api, cp_id, tag):
+    until = utcnow() + timedelta(days=30)
+    limited = new_tag("LIM")
+    await api.add_tag(limited, "Accepted", expiry=until)
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
         assert (await cp.authorize(tag))["status"] == "Accepted"
+        info = await cp.authorize(limited)
+        # The expiry goes to the charger so its authorization cache drops the tag in time.
+        assert info["status"] == "Accepted"
+        assert info.get("expiry_date") and same_instant(info["expiry_date"], until), info
 
 
 async def test_authorize_with_parent_id_tag(server, api, cp_id):
@@ -332,3 +339,23 @@ async def test_charger_messages_are_counted_in_metrics(server, api, cp_id):
     assert "orderly_ocpp_messages_total" in text
     assert 'action="BootNotification"' in text and 'action="Heartbeat"' in text
     assert "orderly_ocpp_handling_seconds" in text
+
+
+async def test_message_counter_counts_each_message(server, api, cp_id):
+    def heartbeat_series(text: str) -> dict[str, float]:
+        return {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("orderly_ocpp_messages_total") and 'action="Heartbeat"' in line
+        }
+
+    async with httpx.AsyncClient(base_url=server.http_base) as plain:
+        async with charge_point(server, cp_id) as cp:
+            await cp.boot(connectors=0)
+            await cp.send(call.Heartbeat())
+            before = heartbeat_series((await plain.get("/metrics")).text)
+            for _ in range(3):
+                await cp.send(call.Heartbeat())
+            after = heartbeat_series((await plain.get("/metrics")).text)
+    grew = {k: after[k] - before.get(k, 0.0) for k in after}
+    assert grew and all(delta == 3 for delta in grew.values()), (before, after)

@@ -53,6 +53,16 @@ async def test_wrong_password_is_refused_with_401(server, api):
     assert status == 401
 
 
+async def test_password_may_contain_colons(server, api):
+    """RFC 7617: the user id ends at the first colon; the password may hold more."""
+    cp_id = new_id()
+    await api.add_charger(cp_id, password="pa:ss:word-1234")
+    async with charge_point(server, cp_id, password="pa:ss:word-1234") as cp:
+        await cp.boot(connectors=0)
+    status, _ = await refused_status(server, cp_id, password="pa:ss")
+    assert status == 401
+
+
 async def test_basic_auth_user_must_be_the_charge_point_id(server, api):
     a, b = new_id("A"), new_id("B")
     await api.add_charger(a, password="password-of-a-1234")

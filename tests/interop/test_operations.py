@@ -142,7 +142,7 @@ async def test_tc_013_hard_reset(server, api, cp_id):
     # The charger reboots: a new socket, a new boot.
     async with charge_point(server, cp_id) as cp:
         await cp.boot(connectors=2)
-    assert (await api.charger(cp_id))["connected"] is True
+        assert (await api.charger(cp_id))["connected"] is True
 
 
 async def test_tc_014_soft_reset(server, api, cp_id):
@@ -654,6 +654,23 @@ async def test_operator_call_timeout_is_504(server, api, cp_id):
         assert response.json()["response"] == {"status": "Rejected"}
 
 
+async def test_configured_call_timeout_applies_without_query(server_factory):
+    srv = server_factory(env={"ORDERLY_CALL_TIMEOUT": "1"})
+    api = Api(srv)
+    try:
+        cp_id = new_id()
+        await api.add_charger(cp_id)
+        async with raw_link(srv, cp_id) as link:
+            await link.boot()
+            response, frame = await asyncio.gather(
+                api.operation_raw(cp_id, "ClearCache", {}), link.recv_frame()
+            )
+            assert frame[2] == "ClearCache"
+            assert response.status_code == 504, response.text
+    finally:
+        await api.aclose()
+
+
 async def test_one_outstanding_call_per_direction(server, api, cp_id):
     async with raw_link(server, cp_id) as link:
         await link.boot()
@@ -745,3 +762,42 @@ async def test_api_requires_the_admin_token(server, api):
         paths = spec.json()["paths"]
         assert any(p.endswith("/chargers") for p in paths), list(paths)
     assert isinstance(Api.ok(await api.get("/chargers")), list)
+
+
+async def test_calls_crossing_on_the_wire(server, api, cp_id):
+    """"One outstanding CALL" is per direction: while the server waits for the
+    charger's answer, the charger's own CALL must still be answered."""
+    async with raw_link(server, cp_id) as link:
+        await link.boot()
+        pending = asyncio.create_task(api.operation_raw(cp_id, "ClearCache", {}))
+        server_call = await link.recv_frame()
+        assert server_call[0] == 2 and server_call[2] == "ClearCache", server_call
+        await link.heartbeat_works()  # our CALL, while the server's is outstanding
+        await link.send_text(json.dumps([3, server_call[1], {"status": "Accepted"}]))
+        response = await pending
+        assert response.status_code == 200 and response.json()["response"] == {"status": "Accepted"}
+
+
+async def test_charger_answer_breaking_the_schema_is_not_passed_on_as_valid(server, api, cp_id):
+    """A CALLRESULT that breaks the response schema (status not in the enum) is
+    the charger's fault; the operator must not get it as a normal 200 answer."""
+    async with raw_link(server, cp_id) as link:
+        await link.boot()
+        pending = asyncio.create_task(api.operation_raw(cp_id, "ClearCache", {}))
+        server_call = await link.recv_frame()
+        await link.send_text(json.dumps([3, server_call[1], {"status": "Maybe"}]))
+        response = await pending
+        assert response.status_code != 200, response.text
+        assert response.status_code in (502, 504), response.text
+        await link.heartbeat_works()
+
+
+async def test_operation_body_that_is_not_json_is_400(server, api, cp_id):
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=0)
+        response = await api.client.post(
+            f"/chargers/{cp_id}/operations/ClearCache", content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert "error" in response.json()

@@ -9,7 +9,9 @@ from harness import (
     charge_point,
     collect,
     energy_sample,
+    iso,
     new_id,
+    new_tag,
     parse_ts,
     same_instant,
     timedelta,
@@ -23,7 +25,10 @@ def series(rows: list[dict], measurand: str = ENERGY) -> list[tuple]:
     """(timestamp, value) of one measurand, in the order the API returned them."""
     out = []
     for row in rows:
-        # Per OCPP a sampled value without measurand is the energy register.
+        # Per OCPP a sampled value without measurand is the energy register;
+        # signed meter data is not a number.
+        if row.get("format") == "SignedData":
+            continue
         if (row.get("measurand") or ENERGY) == measurand:
             out.append((parse_ts(row["timestamp"]), float(row["value"])))
     return out
@@ -173,6 +178,9 @@ async def test_acknowledged_transaction_survives_a_server_crash(server_factory):
     try:
         async with charge_point(second, cp_id) as cp:
             await cp.boot()
+            # The start's .conf may have been lost in the crash: its replay still
+            # maps to the committed transaction.
+            assert await cp.start_tx(tag, meter_start=500, timestamp=t0) == tx_id
             await cp.stop_tx(tx_id, 1_400, reason="Local", timestamp=t0 + timedelta(minutes=2))
         done = await api.transaction(tx_id)
         assert (done["meter_start_wh"], done["energy_wh"]) == (500, 900)
@@ -212,3 +220,97 @@ async def test_meter_values_outside_a_transaction_are_accepted(server, api, cp_i
 async def test_unknown_transaction_id_in_api_is_404(server, api):
     assert (await api.get("/transactions/987654321")).status_code == 404
 
+
+
+async def test_meter_values_for_an_unknown_transaction_are_acknowledged(server, api, cp_id):
+    """A charger may report samples for a transaction id the server does not
+    know (it was issued before a restore, or its Start is still queued behind
+    them). A CALLERROR would make the charger retry the message forever."""
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=1)
+        await cp.meter(1, 424_242, [(utcnow() - timedelta(minutes=1), 100), (utcnow(), 200)])
+
+
+async def test_three_phase_samples_at_one_instant_are_all_kept(server, api, cp_id, tag):
+    stamp = utcnow() - timedelta(minutes=1)
+    sample = {
+        "timestamp": iso(stamp),
+        "sampledValue": [
+            {"value": value, "measurand": "Current.Import", "phase": phase, "unit": "A"}
+            for phase, value in (("L1", "15.9"), ("L2", "16.0"), ("L3", "16.1"))
+        ]
+        + [
+            {"value": "3000", "measurand": ENERGY, "unit": "Wh"},
+            {"value": "3A0F", "format": "SignedData", "context": "Sample.Clock"},
+        ],
+    }
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=1)
+        tx_id = await cp.start_tx(tag, meter_start=1000, timestamp=stamp - timedelta(minutes=5))
+        for _ in range(2):  # the second is a replay: nothing new
+            await cp.send(call.MeterValues(connector_id=1, transaction_id=tx_id, meter_value=[sample]))
+    rows = await api.meter_values(tx_id)
+    currents = sorted((r["phase"], float(r["value"])) for r in rows if r["measurand"] == "Current.Import")
+    assert currents == [("L1", 15.9), ("L2", 16.0), ("L3", 16.1)], rows
+    assert [v for _, v in series(rows)] == [3000], rows
+    signed = [r for r in rows if r.get("format") == "SignedData"]
+    assert len(signed) == 1 and signed[0]["value"] == "3A0F", rows
+    assert len(rows) == 5, rows
+
+
+async def test_timestamps_with_a_utc_offset_are_the_same_instant(server, api, cp_id, tag):
+    """Beijing chargers may stamp local time with +08:00."""
+    from datetime import timezone as tz
+
+    beijing = tz(timedelta(hours=8))
+    started = (utcnow() - timedelta(hours=2)).astimezone(beijing)
+    stopped = started + timedelta(minutes=45)
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=1)
+        conf = await cp.send(call.StartTransaction(
+            connector_id=1, id_tag=tag, meter_start=0, timestamp=started.isoformat()))
+        tx_id = conf.transaction_id
+        await cp.send(call.StopTransaction(
+            transaction_id=tx_id, meter_stop=9000, timestamp=stopped.isoformat(), reason="Local"))
+    done = await api.transaction(tx_id)
+    assert same_instant(done["started_at"], started) and same_instant(done["stopped_at"], stopped), done
+
+
+async def test_start_with_a_refused_tag_is_still_recorded(server, api, cp_id):
+    blocked, expired = new_tag("BLK"), new_tag("EXP")
+    await api.add_tag(blocked, "Blocked")
+    await api.add_tag(expired, "Accepted", expiry=utcnow() - timedelta(days=2))
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot()
+        tx_blocked = await cp.start_tx(blocked, connector=1, expect="Blocked")
+        tx_expired = await cp.start_tx(expired, connector=2, expect="Expired")
+        await cp.stop_tx(tx_blocked, 10, reason="DeAuthorized")
+        await cp.stop_tx(tx_expired, 20, reason="DeAuthorized")
+    assert tx_blocked != tx_expired
+    assert (await api.transaction(tx_blocked))["id_tag"] == blocked
+    assert (await api.transaction(tx_expired))["energy_wh"] == 20
+
+
+async def test_many_chargers_charging_at_once(server, api, tag):
+    """Concurrent writers (SQLite's classic 'database is locked') must never
+    surface as a CALLERROR, and every session keeps its own numbers."""
+    ids = [new_id("LOAD") for _ in range(16)]
+    for cp_id in ids:
+        await api.add_charger(cp_id)
+    t0 = utcnow() - timedelta(minutes=30)
+
+    async def session(n: int, cp_id: str) -> int:
+        async with charge_point(server, cp_id) as cp:
+            await cp.boot(connectors=1)
+            tx = await cp.start_tx(tag, meter_start=n, timestamp=t0)
+            for minute in range(1, 6):
+                await cp.meter(1, tx, [(t0 + timedelta(minutes=minute), n + 100 * minute)])
+            await cp.stop_tx(tx, n + 1000, reason="Local", timestamp=t0 + timedelta(minutes=6))
+            return tx
+
+    txs = await collect([session(n, cp_id) for n, cp_id in enumerate(ids)])
+    assert len(set(txs)) == len(ids)
+    for n, tx in enumerate(txs):
+        done = await api.transaction(tx)
+        assert done["energy_wh"] == 1000
+        assert [v for _, v in series(await api.meter_values(tx))] == [n + 100 * m for m in range(1, 6)]
