@@ -3,7 +3,8 @@
 //! OCPP 1.6 says `dateTime` is RFC 3339 / ISO 8601 with a time zone, but real chargers send
 //! `2026-11-26T08:00:00` or `2026-11-26T08:00:00.123` with no zone. Rejecting those would lose
 //! transactions, so [`Timestamp::parse`] accepts, in order:
-//! 1. an RFC 3339 / ISO 8601 instant with `Z` or a numeric offset (`+08:00`, `+0800`);
+//! 1. an RFC 3339 / ISO 8601 instant with `Z`/`z` or a numeric offset (`+08:00`, `+0800`), `T` or
+//!    a space between date and time, 0 to 9 fractional digits, seconds optional;
 //! 2. a civil date-time with no zone, **read as UTC** (the spec's intent: 1.6 §3.13 recommends
 //!    UTC for all timestamps, and chargers that omit the zone almost always mean UTC).
 //!
@@ -106,6 +107,24 @@ mod tests {
             z.as_millis() + 250
         );
         assert_eq!(z.to_string(), "2026-11-26T08:00:00Z");
+    }
+
+    #[test]
+    fn accepts_what_chargers_send() {
+        let z = Timestamp::parse("2026-11-26T08:00:00Z").unwrap();
+        for ok in [
+            "2026-11-26T08:00:00z",
+            "2026-11-26T08:00:00.000Z",
+            "2026-11-26T08:00:00.000000000Z",
+            "2026-11-26T08:00:00+00:00",
+            "2026-11-26T16:00:00+0800",
+            "2026-11-26T03:00:00-05:00",
+            "2026-11-26 08:00:00Z",
+            "2026-11-26T08:00",
+            " 2026-11-26T08:00:00Z ",
+        ] {
+            assert_eq!(Timestamp::parse(ok), Ok(z), "{ok}");
+        }
     }
 
     #[test]

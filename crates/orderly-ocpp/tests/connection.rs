@@ -154,6 +154,18 @@ fn each_class_of_bad_message_gets_its_callerror_and_the_connection_stays_usable(
             "m13",
             ErrorCode::PropertyConstraintViolation,
         ),
+        // Missing required field inside an array item (sampledValue of a meterValue).
+        (
+            r#"[2,"m15","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2026-11-26T08:00:00Z"}]}]"#,
+            "m15",
+            ErrorCode::OccurenceConstraintViolation,
+        ),
+        // Payload that is not an object.
+        (
+            r#"[2,"m16","Heartbeat","nope"]"#,
+            "m16",
+            ErrorCode::TypeConstraintViolation,
+        ),
         // A required array that is missing.
         (
             r#"[2,"m14","MeterValues",{"connectorId":1}]"#,
