@@ -2,7 +2,10 @@
 //! residential windows (arrivals 16:00–23:00, departures 06:00–09:00), Beijing time-of-use prices.
 //! Run: `cargo bench -p orderly-schedule`.
 
-use orderly_schedule::{Priority, Problem, Session, solve_offline};
+use orderly_schedule::{
+    Calendar, DayType, DaysObserved, Forecast, HistoricSession, OnlineConfig, OnlinePlanner,
+    Priority, Problem, Session, solve_offline,
+};
 
 fn main() {
     divan::main();
@@ -86,4 +89,49 @@ fn offline_tariff(bencher: divan::Bencher, n: usize) {
 fn offline_arbitrary_prices(bencher: divan::Bencher, n: usize) {
     let pr = problem(n, true);
     bencher.bench(|| solve_offline(divan::black_box(&pr)).unwrap());
+}
+
+/// One re-plan at 20:00 (slot 96) with `n` cars plugged in and the forecast of a community of
+/// 1.5 × `n` homes learned from 20 days of history (ghosts for the rest of the evening).
+fn online_setup(n: usize) -> (OnlinePlanner, usize, Problem) {
+    let now = 96;
+    let mut pr = problem(n, false);
+    for s in &mut pr.sessions {
+        s.arrival_slot = s.arrival_slot.min(now);
+    }
+    let history: Vec<HistoricSession> = sessions(n * 30, 1)
+        .iter()
+        .map(|s| HistoricSession {
+            day_type: DayType::Weekday,
+            // Slot 0 of the bench horizon is 12:00, slot 144 of the day.
+            arrival_slot_of_day: (s.arrival_slot + 144) % 288,
+            duration_slots: s.departure_slot - s.arrival_slot,
+            energy_kwh: s.energy_kwh,
+            max_kw: s.max_kw,
+        })
+        .collect();
+    let fc = Forecast::learn(
+        5,
+        DaysObserved {
+            weekdays: 20,
+            weekend_days: 0,
+        },
+        &history,
+    )
+    .unwrap();
+    let planner = OnlinePlanner::new(
+        fc,
+        Calendar {
+            slot_of_day_at_zero: 144,
+            day_types: vec![DayType::Weekday],
+        },
+        OnlineConfig::for_slot_minutes(5),
+    );
+    (planner, now, pr)
+}
+
+#[divan::bench(args = [50, 200, 1000], sample_count = 20)]
+fn online_replan(bencher: divan::Bencher, n: usize) {
+    let (planner, now, pr) = online_setup(n);
+    bencher.bench(|| planner.plan(now, divan::black_box(&pr)).unwrap());
 }

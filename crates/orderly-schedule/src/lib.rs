@@ -8,6 +8,7 @@ pub mod model;
 mod offline;
 pub mod online;
 mod transport;
+mod v2g;
 
 pub use error::ScheduleError;
 pub use model::*;
