@@ -7,13 +7,14 @@
 #   bash bench/gateway/run.sh                                   # ocpp-rpc peer only
 #   ORDERLY_BIN=target/release/orderly bash bench/gateway/run.sh  # both, side by side
 #
-# Knobs (environment): SIZES ("1000 10000 19000"), STEADY (60 s measured per run), RATE (500
+# Knobs (environment): SIZES ("1000 10000 19000"), STEADY (60 s measured per run), WARMUP (10 s
+# between ramp and measuring), RATE (500
 # connections/s ramp), INTERVAL (10 s per connection between messages), THREADS (1 loadgen worker),
 # TARGETS ("ocpp-rpc orderly"), ORDERLY_PASSWORD (unset: chargers without Basic auth), OUT,
 # NICE (0; e.g. -5 runs server and generator ahead of other work on a shared machine).
 #
 # Everything runs on loopback (127.0.0.1 and 127.0.0.2 as source addresses) and every run stops
-# by itself: ramp (N/RATE + 60 s at most) + STEADY + a 10 s drain. A process may hold at most
+# by itself: ramp (N/RATE + 60 s at most) + WARMUP + STEADY + a 10 s drain. A process may hold at most
 # `ulimit -Hn` open files (20,000 on the benchmark machine): both sides raise their soft limit to it,
 # so N up to ~19,900 fits. The load generator shares the machine's cores with the server under test.
 set -euo pipefail
@@ -22,6 +23,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SIZES=${SIZES:-"1000 10000 19000"}
 STEADY=${STEADY:-60}
+WARMUP=${WARMUP:-10}
 RATE=${RATE:-500}
 INTERVAL=${INTERVAL:-10}
 THREADS=${THREADS:-1}
@@ -105,7 +107,7 @@ run_one() {
   esac
   echo "== $target N=$n (pid $SERVER_PID, port $PORT)" >&2
   local cmd=(nice -n "$NICE" "$LOADGEN" --url "ws://127.0.0.1:$PORT/ocpp/" -n "$n" --rate "$RATE"
-    --interval "$INTERVAL" --duration "$STEADY" --threads "$THREADS"
+    --interval "$INTERVAL" --warmup "$WARMUP" --duration "$STEADY" --threads "$THREADS"
     --server-pid "$SERVER_PID" "${auth[@]}")
   echo "${cmd[*]}" >"$json.cmd"
   cat /proc/loadavg >"$json.loadavg"
@@ -124,14 +126,15 @@ done
 {
   echo "Machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "Machine load average before the runs: $LOADAVG_START (other work shares these cores)."
-  echo "Load: one message per connection every ${INTERVAL} s after boot, ramp ${RATE}/s, ${STEADY} s steady window; load generator on the same cores."
+  echo "Load: one message per connection every ${INTERVAL} s after boot, ramp ${RATE}/s, ${WARMUP} s warm-up, ${STEADY} s steady window; load generator on the same cores."
   echo
-  python3 - "$OUT" "$SIZES" "$TARGETS" <<'PY'
+  python3 - "$OUT" "$SIZES" "$TARGETS" "$INTERVAL" <<'PY'
 import json, os, sys
 out, sizes, targets = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+interval = sys.argv[4]
 pct = lambda v: "–" if v is None else f"{v:.0f}"
-print("| N | CSMS | held | failed / dropped | msg/s | p50 RTT ms | p99 RTT ms | max RTT ms | timeouts + errors | server RSS KiB/conn | server CPU % | loadgen CPU % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print(f"| N | CSMS | held | failed / dropped | msg/s | p50 RTT ms | p99 RTT ms | p99 per {interval}-s slice, min–max | max RTT ms | timeouts + errors | server RSS KiB/conn | server CPU % | loadgen CPU % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n in sizes:
     for t in targets:
         path = os.path.join(out, f"{t}-{n}.json")
@@ -139,10 +142,11 @@ for n in sizes:
             continue
         r = json.load(open(path))
         c, s, srv = r["connections"], r["steady"], r.get("server") or {}
+        sl = s.get("rtt_p99_by_slice_ms") or [0.0]
         kib = srv.get("kib_per_connection")
         print(f"| {int(n):,} | {t} | {c['held']:,} | {c['failed']} / {c['dropped']} | "
               f"{s['messages_per_second']:,.0f} | {s['rtt']['p50_ms']:.2f} | {s['rtt']['p99_ms']:.2f} | "
-              f"{s['rtt']['max_ms']:.1f} | {s['timeouts'] + s['errors']} | "
+              f"{min(sl):.1f}–{max(sl):.1f} | {s['rtt']['max_ms']:.1f} | {s['timeouts'] + s['errors']} | "
               f"{'–' if kib is None else f'{kib:.1f}'} | {pct(srv.get('cpu_steady_percent'))} | "
               f"{pct(r['loadgen'].get('cpu_steady_percent'))} |")
 PY

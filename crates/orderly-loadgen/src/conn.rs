@@ -54,7 +54,14 @@ impl Shared {
             .write_buffer_size(0)
             .max_message_size(Some(64 << 10))
             .max_frame_size(Some(64 << 10));
-        let stats = Stats::new(plan.settings.connections as u64);
+        // One slice per message interval: each connection sends once per slice.
+        let slice = plan.settings.interval;
+        let slices = plan
+            .settings
+            .duration
+            .as_nanos()
+            .div_ceil(slice.as_nanos().max(1)) as usize;
+        let stats = Stats::new(plan.settings.connections as u64, slice, slices);
         Self {
             plan,
             stats,
@@ -355,7 +362,7 @@ impl Connection<'_> {
                 stats.answered.incr();
                 if p.steady {
                     stats.steady_answered.incr();
-                    stats.record_rtt(rtt);
+                    stats.record_rtt(rtt, p.sent);
                 }
                 if p.action != Action::BootNotification {
                     return Ok(false);

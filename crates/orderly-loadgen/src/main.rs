@@ -15,7 +15,7 @@ use orderly_loadgen::sys;
 /// on this machine, boots each, sends Heartbeat and MeterValues on a schedule, and prints
 /// connections held, messages per second, round-trip percentiles and the server's RSS as JSON.
 ///
-/// The run is bounded: ramp (at most --ramp-timeout) + --duration + a 10 s drain. Only loopback
+/// The run is bounded: ramp (at most --ramp-timeout) + --warmup + --duration + a 10 s drain. Only loopback
 /// targets and source addresses (127.0.0.0/8) are accepted. A process may hold at most as many
 /// sockets as its open-file hard limit allows (20,000 on the benchmark machine); the generator
 /// raises its soft limit to the hard limit.
@@ -43,6 +43,9 @@ struct Cli {
     /// Seconds between two messages of one connection (Heartbeat and MeterValues alternate).
     #[arg(long, default_value_t = 10.0)]
     interval: f64,
+    /// Seconds between the end of the ramp and the start of the steady window.
+    #[arg(long, default_value_t = 10.0)]
+    warmup: f64,
     /// Length of the steady measuring window in seconds.
     #[arg(long, default_value_t = 60.0)]
     duration: f64,
@@ -90,6 +93,7 @@ fn main() -> Result<()> {
         password: cli.password,
         rate: cli.rate,
         interval: secs("interval", cli.interval)?,
+        warmup: secs("warmup", cli.warmup)?,
         duration: secs("duration", cli.duration)?,
         ramp_timeout: cli
             .ramp_timeout

@@ -29,6 +29,8 @@ pub struct Settings {
     pub rate: f64,
     /// Time between two messages of one connection after its boot.
     pub interval: Duration,
+    /// Pause after the ramp before the steady window opens (connections keep sending meanwhile).
+    pub warmup: Duration,
     /// Length of the steady window that the figures are measured over.
     pub duration: Duration,
     /// Longest wait for every connection to finish booting; `None` = ramp time + 60 s.
@@ -56,6 +58,7 @@ impl Settings {
             password: None,
             rate: 500.0,
             interval: Duration::from_secs(10),
+            warmup: Duration::from_secs(10),
             duration: Duration::from_secs(60),
             ramp_timeout: None,
             call_timeout: Duration::from_secs(30),

@@ -1,5 +1,6 @@
 //! The orchestration of one run: ramp (one task per connection, started at the configured rate),
-//! wait until every connection has booted or failed, a steady window of fixed length, a sample of
+//! wait until every connection has booted or failed, a warm-up (so that the ramp's backlog and
+//! garbage do not count as steady state), a steady window of fixed length, a sample of
 //! the server's and the generator's RSS, stop, bounded drain, report.
 
 use std::sync::Arc;
@@ -27,8 +28,8 @@ pub struct Environment {
     pub worker_threads: usize,
 }
 
-/// Runs `plan` to completion and returns its report. Bounded: ramp timeout + steady window +
-/// [`STOP_GRACE`]. Progress lines go to stderr.
+/// Runs `plan` to completion and returns its report. Bounded: ramp timeout + warm-up + steady
+/// window + [`STOP_GRACE`]. Progress lines go to stderr.
 pub async fn run(plan: Plan, env: Environment) -> Report {
     let n = plan.settings.connections;
     let server_pid = plan.settings.server_pid;
@@ -67,8 +68,16 @@ pub async fn run(plan: Plan, env: Environment) -> Report {
     )
     .await
     .is_ok();
+    let ramp_s = start.elapsed().as_secs_f64();
+    if !plan.settings.warmup.is_zero() {
+        eprintln!(
+            "warm-up: {} connections open after {ramp_s:.1} s (all settled: {all_settled}); {} s before measuring",
+            stats.open_now(),
+            plan.settings.warmup.as_secs_f64()
+        );
+        sleep(plan.settings.warmup).await;
+    }
     let steady_start = Instant::now();
-    let ramp_s = steady_start.duration_since(start).as_secs_f64();
     let held_at_steady_start = stats.open_now();
     eprintln!(
         "steady: {held_at_steady_start} connections open after {ramp_s:.1} s (all settled: {all_settled}); measuring {} s",
@@ -118,6 +127,7 @@ pub async fn run(plan: Plan, env: Environment) -> Report {
         },
         timing: Timing {
             ramp_s: round3(ramp_s),
+            warmup_s: s.warmup.as_secs_f64(),
             all_settled,
             steady_s: round3(steady_s),
             total_s: round3(start.elapsed().as_secs_f64()),
@@ -153,6 +163,7 @@ pub async fn run(plan: Plan, env: Environment) -> Report {
             timeouts: stats.steady_timeouts.get(),
             messages_per_second: round3(stats.steady_answered.get() as f64 / steady_s),
             rtt: stats.rtt_summary(),
+            rtt_p99_by_slice_ms: stats.slice_p99_ms(),
         },
         server: server_pid.map(|pid| ServerMemory {
             pid,

@@ -2,13 +2,14 @@
 //! report built from them at the end of a run.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Longest round trip the histograms hold (longer ones are clamped): above every call timeout.
 const MAX_RTT_US: u64 = 3_600_000_000;
@@ -64,8 +65,13 @@ pub struct Stats {
     pub steady_timeouts: Counter,
     /// True while the steady window is open: messages sent then feed the steady figures.
     steady: AtomicBool,
+    steady_start: OnceLock<Instant>,
+    slice_len: Duration,
 
     rtt: Mutex<Histogram<u64>>,
+    /// The steady window cut into slices of `slice_len` (by send time), to show whether slow
+    /// round trips are spread out or bunched (a pause, a compaction, a burst).
+    slices: Mutex<Vec<Histogram<u64>>>,
     boot_rtt: Mutex<Histogram<u64>>,
     failures: Mutex<BTreeMap<String, u64>>,
     error_codes: Mutex<BTreeMap<String, u64>>,
@@ -90,8 +96,9 @@ fn record(h: &Mutex<Histogram<u64>>, rtt: Duration) {
 }
 
 impl Stats {
-    /// Counters for a run of `expected` connections.
-    pub fn new(expected: u64) -> Self {
+    /// Counters for a run of `expected` connections whose steady window is cut into `slices`
+    /// slices of `slice_len` each.
+    pub fn new(expected: u64, slice_len: Duration, slices: usize) -> Self {
         Self {
             attempted: Counter::default(),
             established: Counter::default(),
@@ -117,7 +124,14 @@ impl Stats {
             steady_errors: Counter::default(),
             steady_timeouts: Counter::default(),
             steady: AtomicBool::new(false),
+            steady_start: OnceLock::new(),
+            slice_len: if slice_len.is_zero() {
+                Duration::from_secs(1)
+            } else {
+                slice_len
+            },
             rtt: Mutex::new(histogram()),
+            slices: Mutex::new((0..slices.max(1)).map(|_| histogram()).collect()),
             boot_rtt: Mutex::new(histogram()),
             failures: Mutex::new(BTreeMap::new()),
             error_codes: Mutex::new(BTreeMap::new()),
@@ -173,6 +187,9 @@ impl Stats {
     }
 
     pub fn set_steady(&self, on: bool) {
+        if on {
+            let _ = self.steady_start.set(Instant::now());
+        }
         self.steady.store(on, Ordering::SeqCst);
     }
 
@@ -180,8 +197,28 @@ impl Stats {
         self.steady.load(Ordering::Relaxed)
     }
 
-    pub fn record_rtt(&self, rtt: Duration) {
+    /// Records the round trip of a steady-window CALL sent at `sent`.
+    pub fn record_rtt(&self, rtt: Duration, sent: Instant) {
         record(&self.rtt, rtt);
+        let start = *self.steady_start.get_or_init(|| sent);
+        let index =
+            (sent.saturating_duration_since(start).as_nanos() / self.slice_len.as_nanos()) as usize;
+        let mut slices = self.slices.lock().unwrap_or_else(|e| e.into_inner());
+        let last = slices.len() - 1;
+        let us = u64::try_from(rtt.as_micros())
+            .unwrap_or(MAX_RTT_US)
+            .clamp(1, MAX_RTT_US);
+        slices[index.min(last)].saturating_record(us);
+    }
+
+    /// p99 round trip of each slice of the steady window, in ms.
+    pub fn slice_p99_ms(&self) -> Vec<f64> {
+        self.slices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|h| RttSummary::of(h).p99_ms)
+            .collect()
     }
 
     pub fn record_boot_rtt(&self, rtt: Duration) {
@@ -270,6 +307,8 @@ pub struct Timing {
     /// From the first connect to the moment every connection had settled (or the ramp timeout).
     pub ramp_s: f64,
     pub all_settled: bool,
+    /// Pause between the end of the ramp and the steady window.
+    pub warmup_s: f64,
     pub steady_s: f64,
     pub total_s: f64,
 }
@@ -316,6 +355,8 @@ pub struct Steady {
     pub timeouts: u64,
     pub messages_per_second: f64,
     pub rtt: RttSummary,
+    /// p99 round trip per slice of the steady window (slice = one message interval).
+    pub rtt_p99_by_slice_ms: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -368,9 +409,11 @@ mod tests {
 
     #[test]
     fn percentiles_in_milliseconds() {
-        let stats = Stats::new(1);
+        let stats = Stats::new(1, Duration::from_secs(10), 1);
+        stats.set_steady(true);
+        let now = Instant::now();
         for ms in 1..=100u64 {
-            stats.record_rtt(Duration::from_millis(ms));
+            stats.record_rtt(Duration::from_millis(ms), now);
         }
         let s = stats.rtt_summary();
         assert_eq!(s.count, 100);
@@ -381,15 +424,31 @@ mod tests {
     }
 
     #[test]
+    fn slices_by_send_time() {
+        let stats = Stats::new(1, Duration::from_secs(10), 3);
+        stats.set_steady(true);
+        let start = Instant::now();
+        stats.record_rtt(Duration::from_millis(1), start);
+        stats.record_rtt(Duration::from_millis(50), start + Duration::from_secs(12));
+        // Past the last slice (sent at the very end of the window): folded into the last one.
+        stats.record_rtt(Duration::from_millis(7), start + Duration::from_secs(45));
+        let p99 = stats.slice_p99_ms();
+        assert_eq!(p99.len(), 3);
+        assert!((p99[0] - 1.0).abs() < 0.01, "{p99:?}");
+        assert!((p99[1] - 50.0).abs() < 0.1, "{p99:?}");
+        assert!((p99[2] - 7.0).abs() < 0.01, "{p99:?}");
+    }
+
+    #[test]
     fn empty_histogram_reports_zero() {
-        let s = Stats::new(1).rtt_summary();
+        let s = Stats::new(1, Duration::from_secs(10), 1).rtt_summary();
         assert_eq!(s.count, 0);
         assert_eq!(s.p99_ms, 0.0);
     }
 
     #[tokio::test]
     async fn settling_every_connection_wakes_the_waiter() {
-        let stats = std::sync::Arc::new(Stats::new(3));
+        let stats = std::sync::Arc::new(Stats::new(3, Duration::from_secs(10), 1));
         let s2 = stats.clone();
         let waiter = tokio::spawn(async move { s2.wait_all_settled().await });
         stats.settle();
@@ -403,7 +462,7 @@ mod tests {
 
     #[test]
     fn gauge_and_failure_classes() {
-        let stats = Stats::new(2);
+        let stats = Stats::new(2, Duration::from_secs(10), 1);
         stats.opened();
         stats.opened();
         stats.closed();

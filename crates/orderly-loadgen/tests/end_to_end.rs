@@ -153,6 +153,7 @@ fn settings(url: &str, n: usize) -> Settings {
     let mut s = Settings::new(url, n);
     s.rate = 200.0;
     s.interval = Duration::from_millis(100);
+    s.warmup = Duration::from_millis(100);
     s.duration = Duration::from_millis(1000);
     s.call_timeout = Duration::from_secs(5);
     s.connect_timeout = Duration::from_secs(5);
