@@ -4,6 +4,7 @@
 
 pub mod error;
 mod flow;
+mod minpower;
 pub mod model;
 mod offline;
 pub mod online;

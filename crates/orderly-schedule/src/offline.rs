@@ -5,7 +5,7 @@
 use crate::error::ScheduleError;
 use crate::model::{Plan, Priority, Problem, Session, SessionPlan};
 use crate::transport::{self, Car, Options};
-use crate::v2g;
+use crate::{minpower, v2g};
 
 /// Numerical tolerance (relative to the quantities compared) used when reporting a plan.
 pub(crate) const REL_TOL: f64 = 1e-9;
@@ -176,6 +176,9 @@ pub(crate) fn plan_powers(
 
     if opts.v2g && p.sessions.iter().any(|s| s.v2g.is_some()) {
         v2g::improve(p, &mut power)?;
+    }
+    if opts.repair_min_power && p.sessions.iter().any(|s| s.min_kw > 0.0) {
+        minpower::repair(p, &mut power);
     }
     Ok(power)
 }
