@@ -19,7 +19,8 @@
 //! Durability: every write method returns only after its database transaction has committed.
 //! SQLite runs in WAL mode with `synchronous = FULL` (the WAL is fsynced at every commit, so an
 //! acknowledged message survives power loss, not only a process crash); the group commit is what
-//! makes that affordable. Foreign keys are on and a busy timeout of 5 s covers other processes
+//! makes that affordable. WAL checkpoints run in a background task every second rather than inside
+//! a commit, so no write waits for one. Foreign keys are on and a busy timeout of 5 s covers other processes
 //! (e.g. the CLI) writing to the same file.
 
 pub mod error;
@@ -57,6 +58,10 @@ pub struct StoreOptions {
     pub queue_capacity: usize,
     /// Pool size for reads (plus the writer's connection). `None`: 8 for SQLite, 16 for PostgreSQL.
     pub max_connections: Option<u32>,
+    /// SQLite only: fsync the WAL at every commit (`synchronous = FULL`, the default: an
+    /// acknowledged write survives power loss) or only at checkpoints (`NORMAL`: survives a
+    /// process crash, not an OS crash). Exposed so benchmarks can show what FULL costs.
+    pub sqlite_synchronous_full: bool,
 }
 
 impl Default for StoreOptions {
@@ -65,6 +70,7 @@ impl Default for StoreOptions {
             max_batch: 512,
             queue_capacity: 65_536,
             max_connections: None,
+            sqlite_synchronous_full: true,
         }
     }
 }
@@ -130,14 +136,23 @@ impl Store {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(30));
         if backend == Backend::Sqlite {
-            pool_options = pool_options.after_connect(|conn, _meta| {
+            let synchronous = if options.sqlite_synchronous_full {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
+            pool_options = pool_options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     // journal_mode is persistent (a no-op once the file is in WAL); the others are
                     // per connection, so set them on every one rather than trust URL defaults.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute(synchronous).await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    // Checkpoints run in `checkpointer`, off the commit path: an automatic one
+                    // would run inside whichever commit crossed the threshold and stall it and
+                    // every write queued behind it.
+                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                     Ok(())
                 })
             });
@@ -145,13 +160,15 @@ impl Store {
         let pool = pool_options.connect(url).await?;
         MIGRATOR.run(&pool).await?;
         let writer = Writer::spawn(pool.clone(), options.max_batch, options.queue_capacity);
-        Ok(Store {
-            inner: Arc::new(Inner {
-                pool,
-                backend,
-                writer,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            pool,
+            backend,
+            writer,
+        });
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpointer(Arc::downgrade(&inner)));
+        }
+        Ok(Store { inner })
     }
 
     /// Finishes queued writes, then closes the pool. Writes submitted afterwards (through any
@@ -715,6 +732,23 @@ impl Store {
             })
             .await?,
         )
+    }
+}
+
+/// Copies the SQLite WAL back into the database file every second, without blocking writers
+/// (PASSIVE) and on its own connection, until the store is dropped or closed.
+async fn checkpointer(inner: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.pool.is_closed() {
+            return;
+        }
+        if let Err(e) = inner.pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
     }
 }
 
