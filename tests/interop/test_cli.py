@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 from harness import Api, charge_point, iso, new_id, new_tag, refused_status, timedelta, utcnow
@@ -31,6 +32,9 @@ async def test_cli_charger_add_while_the_server_runs(server, api):
     listing = server.cli("charger", "list").stdout
     assert cli_id in listing and api_id in listing, listing
     assert cli_id in [c["id"] for c in Api.ok(await api.get("/chargers"))]
+    # Operator commands from the shell are audited like API ones.
+    audit = json.dumps(Api.ok(await api.get("/audit")))
+    assert cli_id in audit, audit
 
 
 async def test_cli_charger_add_before_first_start(server_factory):

@@ -71,6 +71,14 @@ async def test_sigterm_shuts_down_cleanly(server, api, cp_id):
     assert server.stop(signal.SIGTERM) == 0
 
 
+async def test_sigterm_with_chargers_still_connected(server, api, cp_id):
+    """Chargers never hang up on their own: shutdown must not wait for them
+    (Server.stop escalates to SIGKILL after 10 s, which would show as -9)."""
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=0)
+        assert server.stop(signal.SIGTERM) == 0
+
+
 async def test_dead_peer_is_detected_within_the_heartbeat_interval(server_factory):
     srv = server_factory(env={"ORDERLY_HEARTBEAT_INTERVAL": "2"})
     api = Api(srv)

@@ -390,7 +390,9 @@ async def test_tc_046_reservation_of_a_connector_transaction(server, api, cp_id,
         await cp.status(1, "Preparing")
         tx_id = await cp.start_tx(tag, reservation_id=101)
         await cp.status(1, "Charging")
-    assert (await api.transaction(tx_id))["id_tag"] == tag
+    done = await api.transaction(tx_id)
+    assert done["id_tag"] == tag
+    assert done["reservation_id"] == 101  # L13: the transaction is linked to the reservation
 
 
 async def test_tc_047_reservation_of_a_connector_expire(server, api, cp_id, tag):
@@ -761,6 +763,7 @@ async def test_api_requires_the_admin_token(server, api):
         assert spec.status_code == 200
         paths = spec.json()["paths"]
         assert any(p.endswith("/chargers") for p in paths), list(paths)
+        assert any("/operations/" in p for p in paths), list(paths)
     assert isinstance(Api.ok(await api.get("/chargers")), list)
 
 
