@@ -799,3 +799,31 @@ __all__ = [
     "timedelta",
     "utcnow",
 ]
+
+
+def storage_dump(server: Server) -> str:
+    """Every row of every table of the server's database, as text (to check
+    what is, and is not, stored)."""
+    if server.database_url:
+        import psycopg
+        from psycopg import sql
+
+        out = []
+        with psycopg.connect(server.database_url) as conn:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+                )
+            ]
+            for table in tables:
+                for row in conn.execute(sql.SQL("SELECT t::text FROM {} t").format(sql.Identifier(table))):
+                    out.append(f"{table}: {row[0]}")
+        return "\n".join(out)
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{server.data_dir / 'orderly.db'}?mode=ro", uri=True)
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()

@@ -126,3 +126,19 @@ async def test_connected_flag_follows_the_socket(server, api):
 
 async def _connected(api: Api, cp_id: str, want: bool) -> bool:
     return (await api.charger(cp_id))["connected"] is want
+
+
+async def test_secrets_are_stored_hashed(server, api):
+    """Charger passwords (argon2) and the admin token are never stored in clear."""
+    from harness import storage_dump
+
+    cp_id = new_id()
+    password = "plain-text-password-4711"
+    await api.add_charger(cp_id, password=password)
+    async with charge_point(server, cp_id, password=password) as cp:
+        await cp.boot(connectors=0)
+    dump = storage_dump(server)
+    assert cp_id in dump, "the dump should at least contain the charger"
+    assert password not in dump, "charger password stored in clear"
+    assert server.admin_token not in dump, "admin token stored in clear"
+    assert "$argon2" in dump, "no argon2 hash found in storage"
