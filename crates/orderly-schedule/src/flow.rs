@@ -16,13 +16,6 @@ pub(crate) struct FlowBuilder {
 }
 
 impl FlowBuilder {
-    pub(crate) fn new(nodes: usize) -> Self {
-        Self {
-            nodes,
-            edges: Vec::new(),
-        }
-    }
-
     pub(crate) fn with_capacity(nodes: usize, edges: usize) -> Self {
         Self {
             nodes,
@@ -260,7 +253,7 @@ mod tests {
     #[test]
     fn classic_network() {
         // CLRS figure 26.1: maximum flow 23.
-        let mut b = FlowBuilder::new(6);
+        let mut b = FlowBuilder::with_capacity(6, 9);
         b.add_edge(0, 1, 16.0);
         b.add_edge(0, 2, 13.0);
         b.add_edge(2, 1, 4.0);
@@ -279,7 +272,7 @@ mod tests {
 
     #[test]
     fn incremental_growth_keeps_flow() {
-        let mut b = FlowBuilder::new(4);
+        let mut b = FlowBuilder::with_capacity(4, 4);
         b.add_edge(0, 1, 5.0);
         let e = b.add_edge(1, 3, 1.0);
         b.add_edge(0, 2, 5.0);

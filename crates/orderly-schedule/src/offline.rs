@@ -92,9 +92,8 @@ pub(crate) fn validate(p: &Problem) -> Result<(), ScheduleError> {
             if !fin {
                 return bad("V2G parameters must be finite");
             }
-            if !(v.charge_efficiency > 0.0 && v.charge_efficiency <= 1.0)
-                || !(v.discharge_efficiency > 0.0 && v.discharge_efficiency <= 1.0)
-            {
+            let efficiency = |x: f64| x > 0.0 && x <= 1.0;
+            if !(efficiency(v.charge_efficiency) && efficiency(v.discharge_efficiency)) {
                 return bad("V2G efficiencies must be in (0, 1]");
             }
             if v.battery_kwh < 0.0
@@ -119,12 +118,6 @@ pub(crate) fn slot_hours(p: &Problem) -> f64 {
 pub(crate) fn window(s: &Session, slots: usize) -> (usize, usize) {
     let d = s.departure_slot.min(slots);
     (s.arrival_slot.min(d), d)
-}
-
-/// The energy a session can still take: its request, capped by its rate over its window.
-pub(crate) fn servable(s: &Session, slots: usize, h: f64) -> f64 {
-    let (a, d) = window(s, slots);
-    s.energy_kwh.min(s.max_kw * (d - a) as f64 * h)
 }
 
 /// Power per session per slot (kW), the pipeline without validation and assembly.
@@ -252,10 +245,8 @@ pub(crate) fn session_plan(s: &Session, power_kw: Vec<f64>, price: &[f64], h: f6
     for (t, &kw) in power_kw.iter().enumerate() {
         energy += kw * h;
         cost += kw * h * price[t];
-        if kw < 0.0 {
-            if let Some(v) = wear {
-                cost += v.wear_cny_per_kwh * (-kw) * h / v.discharge_efficiency;
-            }
+        if let (true, Some(v)) = (kw < 0.0, wear) {
+            cost += v.wear_cny_per_kwh * (-kw) * h / v.discharge_efficiency;
         }
         if finish.is_none() && energy >= s.energy_kwh - tol {
             finish = Some(t + 1);

@@ -126,8 +126,8 @@ pub(crate) fn solve(
     let mut segs: Vec<Segment> = Vec::new();
     let mut seg_of_slot = vec![0usize; slots];
     let mut s0 = 0;
-    for t in 1..=slots {
-        if cut[t] {
+    for (t, &boundary) in cut.iter().enumerate().skip(1) {
+        if boundary {
             let idx = segs.len();
             for x in seg_of_slot.iter_mut().take(t).skip(s0) {
                 *x = idx;
@@ -165,8 +165,9 @@ pub(crate) fn solve(
         demand += c.energy_kwh;
         scale = scale.max(c.energy_kwh);
         car_edge_start.push(car_edges.len());
-        for s in seg_of_slot[c.arrival]..=seg_of_slot[c.departure.min(slots) - 1] {
-            if segs[s].cap_kw > 0.0 {
+        let (lo, hi) = (seg_of_slot[c.arrival], seg_of_slot[c.departure - 1]);
+        for (s, seg) in segs.iter().enumerate().take(hi + 1).skip(lo) {
+            if seg.cap_kw > 0.0 {
                 let e = b.add_edge(car_node(k), seg_node(s), c.max_kw * seg_len(s));
                 car_edges.push((s as u32, e));
             }

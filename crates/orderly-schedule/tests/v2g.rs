@@ -104,7 +104,7 @@ proptest! {
             }
         }
         let plain = Problem {
-            sessions: pr.sessions.iter().cloned().map(|s| Session { v2g: None, ..s }).collect(),
+            sessions: pr.sessions.iter().map(|s| Session { v2g: None, ..s.clone() }).collect(),
             ..pr.clone()
         };
         let base = solve_offline(&plain).unwrap();

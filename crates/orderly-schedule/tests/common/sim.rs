@@ -20,6 +20,9 @@ impl Rng {
     }
 }
 
+/// A recorded visit: arrival slot, departure slot, energy (kWh), household.
+pub type Visit = (usize, usize, f64, usize);
+
 pub const MINUTES: u32 = 15;
 pub const SPD: usize = 96;
 
@@ -42,11 +45,7 @@ pub fn price(t: usize) -> f64 {
 
 /// `days` days of a community of `homes` households (rates fixed per household): evening arrivals,
 /// morning departures, some daytime top-ups at weekends.
-pub fn community(
-    homes: usize,
-    days: usize,
-    seed: u64,
-) -> (Vec<f64>, Vec<(usize, usize, f64, usize)>) {
+pub fn community(homes: usize, days: usize, seed: u64) -> (Vec<f64>, Vec<Visit>) {
     let mut rng = Rng(seed);
     let rates: Vec<f64> = (0..homes)
         .map(|_| [3.6, 7.4, 11.0][rng.range(0, 3)])
