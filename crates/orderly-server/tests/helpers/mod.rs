@@ -1,0 +1,380 @@
+//! Test harness: the real server in-process on an ephemeral port over a fresh database, an HTTP
+//! client for the API, and a minimal OCPP-J charge point on tokio-tungstenite.
+
+use axum::body::Bytes;
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use orderly_server::Config;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Upper bound on any single wait in a test: a safety net against hanging, never a measurement.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The databases a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite always; PostgreSQL too when `ORDERLY_TEST_POSTGRES_URL` is set.
+pub fn backends() -> Vec<Backend> {
+    if postgres_url().is_some() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        eprintln!("ORDERLY_TEST_POSTGRES_URL is not set: PostgreSQL variants SKIPPED");
+        vec![Backend::Sqlite]
+    }
+}
+
+fn postgres_url() -> Option<String> {
+    std::env::var("ORDERLY_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// A running server and what is needed to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// The bootstrap admin token printed at first start.
+    pub token: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    http: Client<HttpConnector, Full<Bytes>>,
+    postgres_database: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+/// Start the server on `127.0.0.1:0` over a fresh database; `customize` adjusts the config.
+pub async fn spawn_app(backend: Backend, customize: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    let mut postgres_database = None;
+    if backend == Backend::Postgres {
+        let admin_url = postgres_url().expect("PostgreSQL URL");
+        let name = format!("orderly_test_{}", rand_suffix());
+        let mut admin = connect_postgres(&admin_url).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        config.database_url = Some(with_database(&admin_url, &name));
+        postgres_database = Some((admin_url, name));
+    }
+    customize(&mut config);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let opened = orderly_server::open(config)
+        .await
+        .expect("open the server state");
+    let token = opened
+        .created_admin_token
+        .expect("a fresh database creates the admin token");
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        orderly_server::serve(listener, opened.state, async move {
+            let _ = stop.await;
+        })
+        .await
+        .expect("server ran");
+    });
+    TestApp {
+        addr,
+        token,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        postgres_database,
+        _dir: dir,
+    }
+}
+
+async fn connect_postgres(url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url)
+        .await
+        .expect("connect to PostgreSQL")
+}
+
+/// `postgres://host/db?x` with the database replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn rand_suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..10)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
+}
+
+/// An HTTP response: status, headers and the body (JSON when it parses, else a string).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn ws_url(&self, id: &str) -> String {
+        format!("ws://{}/ocpp/{id}", self.addr)
+    }
+
+    /// An API request with the admin token.
+    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let token = self.token.clone();
+        self.request(method, path, body, Some(&token)).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.api(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.api(Method::POST, path, Some(body)).await
+    }
+
+    /// An HTTP request with an optional bearer token.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let bytes = match body {
+            Some(body) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(&body).unwrap())
+            }
+            None => Bytes::new(),
+        };
+        let response = tokio::time::timeout(
+            WAIT,
+            self.http.request(builder.body(Full::new(bytes)).unwrap()),
+        )
+        .await
+        .expect("HTTP response in time")
+        .expect("HTTP request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Register a charger through the API.
+    pub async fn add_charger(&self, id: &str, password: Option<&str>) {
+        let reply = self
+            .post(
+                "/api/v1/chargers",
+                json!({ "id": id, "password": password }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+
+    /// Add an id tag through the API.
+    pub async fn add_tag(&self, tag: &str, status: &str, expiry: Option<&str>) {
+        let body = json!({ "id_tag": tag, "status": status, "expiry_date": expiry });
+        let reply = self.post("/api/v1/id-tags", body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+
+    /// The HTTP status of a WebSocket handshake (101 when it succeeds).
+    pub async fn handshake_status(
+        &self,
+        id: &str,
+        protocol: Option<&str>,
+        credentials: Option<(&str, &str)>,
+    ) -> StatusCode {
+        match open_ws(&self.ws_url(id), protocol, credentials).await {
+            Ok(_) => StatusCode::SWITCHING_PROTOCOLS,
+            Err(tungstenite::Error::Http(response)) => response.status(),
+            Err(other) => panic!("handshake failed without an HTTP answer: {other}"),
+        }
+    }
+
+    /// Connect a charge point (subprotocol ocpp1.6, Basic auth when a password is given).
+    pub async fn charge_point(&self, id: &str, password: Option<&str>) -> ChargePoint {
+        let ws = open_ws(&self.ws_url(id), Some("ocpp1.6"), password.map(|p| (id, p)))
+            .await
+            .unwrap_or_else(|e| panic!("charge point {id} could not connect: {e}"));
+        ChargePoint { ws, next_id: 1 }
+    }
+
+    /// Stop the server, close its store and drop the PostgreSQL database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+        if let Some((admin_url, name)) = self.postgres_database.take() {
+            let mut admin = connect_postgres(&admin_url).await;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await
+            .expect("drop test database");
+        }
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn open_ws(
+    url: &str,
+    protocol: Option<&str>,
+    credentials: Option<(&str, &str)>,
+) -> Result<Ws, tungstenite::Error> {
+    let mut request = url.into_client_request()?;
+    if let Some(protocol) = protocol {
+        request.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_str(protocol).unwrap(),
+        );
+    }
+    if let Some((user, password)) = credentials {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        request.headers_mut().insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
+    }
+    let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("handshake in time")?;
+    if protocol.is_some() {
+        assert_eq!(
+            response
+                .headers()
+                .get(header::SEC_WEBSOCKET_PROTOCOL)
+                .map(|v| v.to_str().unwrap()),
+            Some("ocpp1.6"),
+            "the server must select the ocpp1.6 subprotocol"
+        );
+    }
+    Ok(ws)
+}
+
+/// A bare OCPP-J charge point: sends frames, reads frames.
+pub struct ChargePoint {
+    ws: Ws,
+    next_id: u64,
+}
+
+impl ChargePoint {
+    /// Send a CALL and return the matching CALLRESULT/CALLERROR frame (whole array).
+    pub async fn call(&mut self, action: &str, payload: Value) -> Value {
+        let id = format!("m{}", self.next_id);
+        self.next_id += 1;
+        self.send_text(&json!([2, id, action, payload]).to_string())
+            .await;
+        let frame = self.recv_frame().await;
+        assert_eq!(frame[1], json!(id), "answer to another message: {frame}");
+        frame
+    }
+
+    /// Send a CALL and return the CALLRESULT payload, failing on a CALLERROR.
+    pub async fn call_ok(&mut self, action: &str, payload: Value) -> Value {
+        let frame = self.call(action, payload).await;
+        assert_eq!(frame[0], json!(3), "{action} was answered with {frame}");
+        frame[2].clone()
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    /// The next text frame from the server, parsed.
+    pub async fn recv_frame(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame from the server in time")
+                .expect("connection open")
+                .expect("frame");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected WebSocket message {other:?}"),
+            }
+        }
+    }
+
+    /// Wait until the server closes the connection.
+    pub async fn expect_closed(&mut self) {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("close in time")
+            {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// BootNotification with a fixed vendor/model; returns the payload.
+    pub async fn boot(&mut self) -> Value {
+        self.call_ok(
+            "BootNotification",
+            json!({ "chargePointVendor": "Acme", "chargePointModel": "Wallbox 7", "firmwareVersion": "1.2.3" }),
+        )
+        .await
+    }
+}
