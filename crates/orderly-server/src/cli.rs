@@ -97,6 +97,23 @@ pub enum ChargerCommand {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Register many chargers at once, ids from a pattern (e.g. for a load test).
+    AddBulk {
+        /// Id pattern with one printf-style number: %d, %Nd or %0Nd (e.g. LG%05d).
+        #[arg(long)]
+        pattern: String,
+        /// Number rendered into the first id.
+        #[arg(long, default_value_t = 1)]
+        first: u64,
+        /// How many chargers.
+        #[arg(long)]
+        count: u64,
+        /// HTTP Basic password for every charger; may contain the same number directive.
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// List registered and pending chargers as JSON lines.
     List {
         #[command(flatten)]

@@ -4,12 +4,70 @@
 use crate::cli::{ChargerCommand, IdTagCommand, StorageArgs, TagStatus};
 use crate::config::Config;
 use anyhow::Context;
+use futures_util::StreamExt;
 use jiff::Timestamp;
 use orderly_core::{ChargePointId, IdTag};
 use orderly_store::{
     AuthorizationStatus, IdTagRecord, NewAuditEntry, NewCharger, Registration, Store,
 };
 use std::io::Write;
+
+/// A printf-style id pattern with at most one `%d`, `%Nd` or `%0Nd` (and `%%` for a percent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pattern {
+    prefix: String,
+    suffix: String,
+    /// (width, zero padded), when the pattern has a number.
+    number: Option<(usize, bool)>,
+}
+
+impl Pattern {
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        let (mut prefix, mut suffix, mut number) = (String::new(), String::new(), None);
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            let out = if number.is_some() {
+                &mut suffix
+            } else {
+                &mut prefix
+            };
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            if chars.next_if_eq(&'%').is_some() {
+                out.push('%');
+                continue;
+            }
+            let zero = chars.next_if_eq(&'0').is_some();
+            let mut width = 0usize;
+            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                chars.next();
+                width = width.saturating_mul(10).saturating_add(d as usize);
+            }
+            anyhow::ensure!(
+                chars.next() == Some('d'),
+                "pattern {text:?}: only %d, %Nd, %0Nd and %% are supported"
+            );
+            anyhow::ensure!(number.is_none(), "pattern {text:?} has more than one %d");
+            number = Some((width, zero));
+        }
+        Ok(Self {
+            prefix,
+            suffix,
+            number,
+        })
+    }
+
+    fn render(&self, n: u64) -> String {
+        let number = match self.number {
+            Some((width, true)) => format!("{n:0width$}"),
+            Some((width, false)) => format!("{n:width$}"),
+            None => String::new(),
+        };
+        format!("{}{number}{}", self.prefix, self.suffix)
+    }
+}
 
 async fn open(storage: &StorageArgs) -> anyhow::Result<Store> {
     let config = Config::load(&storage.overrides())?;
@@ -73,6 +131,45 @@ pub async fn charger(command: ChargerCommand, out: &mut impl Write) -> anyhow::R
                 }
             }
         }
+        ChargerCommand::AddBulk {
+            pattern,
+            first,
+            count,
+            password,
+            storage,
+        } => {
+            let ids = Pattern::parse(&pattern)?;
+            let passwords = password.as_deref().map(Pattern::parse).transpose()?;
+            let mut chargers = Vec::with_capacity(usize::try_from(count)?);
+            for n in first..first.saturating_add(count) {
+                chargers.push(NewCharger {
+                    id: ChargePointId::parse(ids.render(n))?,
+                    password: passwords.as_ref().map(|p| p.render(n)),
+                    description: None,
+                });
+            }
+            let store = open(&storage).await?;
+            // Several at a time: password hashing runs on the blocking pool, and writes are
+            // group-committed, so concurrency turns N round trips into a few batches.
+            let now = Timestamp::now();
+            let results: Vec<_> = futures_util::stream::iter(chargers)
+                .map(|c| store.register_charger(c, now))
+                .buffer_unordered(64)
+                .collect()
+                .await;
+            let added = results.iter().filter(|r| r.is_ok()).count();
+            let request = serde_json::json!({
+                "pattern": pattern, "first": first, "count": count,
+                "password_set": password.is_some(),
+            });
+            let outcome = format!("{added} of {count} added");
+            audit(&store, "charger.add_bulk", &pattern, request, &outcome).await;
+            store.close().await;
+            if let Some(error) = results.into_iter().find_map(Result::err) {
+                anyhow::bail!("{outcome}; first failure: {error}");
+            }
+            writeln!(out, "{outcome}")?;
+        }
         ChargerCommand::List { storage } => {
             let store = open(&storage).await?;
             let chargers = store.list_chargers().await;
@@ -104,6 +201,21 @@ pub async fn charger(command: ChargerCommand, out: &mut impl Write) -> anyhow::R
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pattern;
+
+    #[test]
+    fn patterns_render_like_printf() {
+        assert_eq!(Pattern::parse("LG%05d").unwrap().render(42), "LG00042");
+        assert_eq!(Pattern::parse("cp-%d-x").unwrap().render(7), "cp-7-x");
+        assert_eq!(Pattern::parse("%3d").unwrap().render(7), "  7");
+        assert_eq!(Pattern::parse("pw%%fixed").unwrap().render(7), "pw%fixed");
+        assert!(Pattern::parse("%d%d").is_err());
+        assert!(Pattern::parse("%s").is_err());
+    }
 }
 
 /// Run `orderly id-tag …`, writing results to `out`.
