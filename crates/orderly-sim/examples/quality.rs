@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let v2g = inputs.v2g(&scenario, cli.v2g_share)?;
                 let engine_policies = Policy::ALL
                     .into_iter()
-                    .filter(|p| matches!(p, Policy::OfflineOptimal));
+                    .filter(|p| matches!(p, Policy::Online | Policy::OfflineOptimal));
                 for policy in engine_policies {
                     let (m, _) = simulate(&scenario, v2g.clone(), policy)?;
                     let name = format!("{} + V2G {:.0} %", policy.name(), cli.v2g_share * 100.0);

@@ -7,14 +7,21 @@
 //! - `online`: [`receding_horizon`] with the engine's online planner: at each event (an
 //!   arrival, a departure, or a slot whose measured power differed from the plan) the planner
 //!   gets only the cars plugged in now, with what they still want and their battery level now,
-//!   over the rest of the window, and the plan's first slots are played until the next event.
+//!   over the rest of the window, and the plan is followed until the next event. Its forecast
+//!   of the arrivals still to come is learnt from the location's recent history before the
+//!   window (see [`FORECAST_HISTORY_DAYS`]); nothing in or after the window is visible to it.
 //!
 //! Sessions are given to the engine with no minimum power (the dataset's chargers are
 //! measured at one power, and the reference LP has none) and normal priority.
 
 use std::time::Instant;
 
-use orderly_schedule::{Plan, Priority, Problem, ScheduleError, Session, V2g};
+use jiff::ToSpan;
+use jiff::civil::{Date, Time, Weekday};
+use orderly_schedule::{
+    Calendar, DayType, DaysObserved, Forecast, HistoricSession, OnlineConfig, OnlinePlanner, Plan,
+    Priority, Problem, ScheduleError, Session, V2g,
+};
 
 use crate::error::SimError;
 use crate::plant::Plant;
@@ -70,10 +77,19 @@ pub fn offline(plant: &mut Plant<'_>) -> Result<Vec<f64>, SimError> {
 /// A measured power this far from the plan's (kW) triggers a re-plan: float noise does not.
 pub const MEASURED_DIFFERS_KW: f64 = 1e-6;
 
-/// What the planner is told at slot `now`: the cars plugged in now, slot indices relative to
-/// `now` (slot 0 is `now`), capacity and prices until the window end. A charge-only car that
-/// is full is left out; a V2G car stays in while plugged in (it may still trade), with its
-/// battery level now.
+/// The online forecast learns from the sessions that arrived in the
+/// [`FORECAST_HISTORY_DAYS`] days ending [`FORECAST_GAP_DAYS`] before the window start and had
+/// left by the start. Recent weeks, because a community's charging grows month by month (OSL_S
+/// had three times as many sessions in late 2019 as a year before); the gap, because a car that
+/// arrived the evening before the window is usually still plugged in at its start, so its
+/// departure is not known yet and it cannot be learnt from without peeking.
+pub const FORECAST_HISTORY_DAYS: i32 = 28;
+pub const FORECAST_GAP_DAYS: i32 = 1;
+
+/// What the planner is told at slot `now`: the cars plugged in now (arrival `now`, the energy
+/// they still want, their battery level now), capacity and prices over the whole window (slot
+/// indices are the window's). A charge-only car that is full is left out; a V2G car stays in
+/// while plugged in, as it may still trade.
 pub fn problem_now(plant: &Plant<'_>, now: usize) -> Problem {
     let sc = plant.scenario;
     let sessions = plant
@@ -90,8 +106,8 @@ pub fn problem_now(plant: &Plant<'_>, now: usize) -> Problem {
             }
             Some(Session {
                 id: i as u64,
-                arrival_slot: 0,
-                departure_slot: s.departure_slot - now,
+                arrival_slot: now,
+                departure_slot: s.departure_slot,
                 energy_kwh: remaining.max(0.0),
                 max_kw: s.rate_kw,
                 min_kw: 0.0,
@@ -102,13 +118,14 @@ pub fn problem_now(plant: &Plant<'_>, now: usize) -> Problem {
         .collect();
     Problem {
         slot_minutes: sc.spec.slot_minutes,
-        capacity_kw: vec![sc.capacity_kw; sc.n_slots - now],
-        price: sc.price[now..].to_vec(),
+        capacity_kw: vec![sc.capacity_kw; sc.n_slots],
+        price: sc.price.clone(),
         sessions,
     }
 }
 
-/// Replays a receding-horizon policy: `planner(now, problem)` is called at each event with
+/// Replays a receding-horizon policy: `planner(now, problem)` is called at each event (an
+/// arrival, a departure, or a slot whose delivered power differed from the plan) with
 /// [`problem_now`]; between events the latest plan is followed. Returns each call's time (ms).
 pub fn receding_horizon(
     plant: &mut Plant<'_>,
@@ -116,8 +133,8 @@ pub fn receding_horizon(
 ) -> Result<Vec<f64>, SimError> {
     let sc = plant.scenario;
     let mut times = Vec::new();
-    // Per session index: its planned powers and the slot they start at.
-    let mut planned: Vec<Option<(usize, Vec<f64>)>> = vec![None; sc.sessions.len()];
+    // Per session index: its planned power per slot of the window.
+    let mut planned: Vec<Option<Vec<f64>>> = vec![None; sc.sessions.len()];
     let mut differs = false;
     let mut event = vec![false; sc.n_slots + 1];
     for s in sc.sessions.iter().filter(|s| s.slots() > 0) {
@@ -133,7 +150,9 @@ pub fn receding_horizon(
                 let plan = planner(now, &problem).map_err(|e| SimError::Engine(e.to_string()))?;
                 times.push(began.elapsed().as_secs_f64() * 1e3);
                 for session in plan.sessions {
-                    planned[session.id as usize] = Some((now, session.power_kw));
+                    if let Some(slot) = planned.get_mut(session.id as usize) {
+                        *slot = Some(session.power_kw);
+                    }
                 }
             }
             differs = false;
@@ -142,7 +161,7 @@ pub fn receding_horizon(
         for i in present {
             let want = planned[i]
                 .as_ref()
-                .and_then(|(origin, kw)| kw.get(now - origin).copied())
+                .and_then(|kw| kw.get(now).copied())
                 .unwrap_or(0.0);
             let got = plant.apply(now, i, want);
             if (got - want).abs() > MEASURED_DIFFERS_KW {
@@ -151,4 +170,97 @@ pub fn receding_horizon(
         }
     }
     Ok(times)
+}
+
+fn day_type(date: Date) -> DayType {
+    match date.weekday() {
+        Weekday::Saturday | Weekday::Sunday => DayType::Weekend,
+        _ => DayType::Weekday,
+    }
+}
+
+/// The forecast's training data: the scenario's history (see [`FORECAST_HISTORY_DAYS`]) cut
+/// into slots by the same rules as the window's sessions, and the days it covers.
+pub fn forecast_history(scenario: &Scenario) -> (DaysObserved, Vec<HistoricSession>) {
+    let first = scenario
+        .spec
+        .from
+        .saturating_sub((FORECAST_HISTORY_DAYS + FORECAST_GAP_DAYS).days());
+    let last = scenario.spec.from.saturating_sub(FORECAST_GAP_DAYS.days());
+    let mut days = DaysObserved::default();
+    let mut day = first;
+    while day < last {
+        match day_type(day) {
+            DayType::Weekday => days.weekdays += 1,
+            DayType::Weekend => days.weekend_days += 1,
+        }
+        day = day.tomorrow().unwrap_or(last);
+    }
+    let slot_secs = i64::from(scenario.spec.slot_minutes) * 60;
+    let h = scenario.slot_hours();
+    let sessions = scenario
+        .history
+        .iter()
+        .filter(|hs| (first..last).contains(&hs.plugin.date()))
+        .map(|hs| {
+            let midnight = hs.plugin.date().to_datetime(Time::midnight());
+            let into_day = midnight.duration_until(hs.plugin).as_secs();
+            let arrival = into_day.div_euclid(slot_secs) + i64::from(into_day % slot_secs != 0);
+            let departure = midnight
+                .duration_until(hs.plugout)
+                .as_secs()
+                .div_euclid(slot_secs);
+            let duration_slots = (departure - arrival).max(0) as usize;
+            let per_day = 86_400 / slot_secs;
+            // A car arriving in the last seconds of a day starts in the next day's first slot.
+            let (day, arrival) = if arrival >= per_day {
+                (
+                    hs.plugin.date().tomorrow().unwrap_or(hs.plugin.date()),
+                    arrival - per_day,
+                )
+            } else {
+                (hs.plugin.date(), arrival)
+            };
+            HistoricSession {
+                day_type: day_type(day),
+                arrival_slot_of_day: arrival as usize,
+                duration_slots,
+                energy_kwh: hs.energy_kwh.min(hs.rate_kw * duration_slots as f64 * h),
+                max_kw: hs.rate_kw,
+            }
+        })
+        .collect();
+    (days, sessions)
+}
+
+/// The engine's online planner for this scenario, its forecast learnt from the history.
+pub fn online_planner(scenario: &Scenario) -> Result<OnlinePlanner, SimError> {
+    let (days, history) = forecast_history(scenario);
+    let forecast = Forecast::learn(scenario.spec.slot_minutes, days, &history)
+        .map_err(|e| SimError::Engine(e.to_string()))?;
+    let day_types = (0..scenario.spec.days)
+        .map(|d| {
+            let date = scenario
+                .spec
+                .from
+                .checked_add(i32::try_from(d).unwrap_or(i32::MAX).days())
+                .unwrap_or(scenario.spec.from);
+            day_type(date)
+        })
+        .collect();
+    let calendar = Calendar {
+        slot_of_day_at_zero: 0,
+        day_types,
+    };
+    Ok(OnlinePlanner::new(
+        forecast,
+        calendar,
+        OnlineConfig::for_slot_minutes(scenario.spec.slot_minutes),
+    ))
+}
+
+/// Runs the online policy; returns each re-plan's time (ms).
+pub fn online(plant: &mut Plant<'_>) -> Result<Vec<f64>, SimError> {
+    let planner = online_planner(plant.scenario)?;
+    receding_horizon(plant, |now, problem| planner.plan(now, problem))
 }

@@ -42,15 +42,18 @@ pub enum Policy {
     Edf,
     /// Least laxity first within the capacity (acnportal's LLF).
     Llf,
+    /// The engine's online planner, re-planning on each event with a forecast from history.
+    Online,
     /// The engine's offline optimum with every session known in advance (the yardstick).
     OfflineOptimal,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 4] = [
+    pub const ALL: [Policy; 5] = [
         Policy::Uncontrolled,
         Policy::Edf,
         Policy::Llf,
+        Policy::Online,
         Policy::OfflineOptimal,
     ];
 
@@ -60,6 +63,7 @@ impl Policy {
             Policy::Uncontrolled => "uncontrolled",
             Policy::Edf => "edf",
             Policy::Llf => "llf",
+            Policy::Online => "online",
             Policy::OfflineOptimal => "offline-optimal",
         }
     }
@@ -101,7 +105,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.0)]
     pub v2g_share: f64,
     /// Policy to replay.
-    #[arg(long, value_enum, default_value = "offline-optimal")]
+    #[arg(long, value_enum, default_value = "online")]
     pub policy: Policy,
     /// Write the delivered power per session and slot as CSV (`session_id,slot_start,kw`).
     #[arg(long)]
@@ -222,6 +226,7 @@ pub fn simulate<'a>(
         Policy::Uncontrolled => baseline::uncontrolled(&mut plant),
         Policy::Edf => baseline::sorted(&mut plant, baseline::Order::EarliestDeadline),
         Policy::Llf => baseline::sorted(&mut plant, baseline::Order::LeastLaxity),
+        Policy::Online => engine::online(&mut plant)?,
         Policy::OfflineOptimal => engine::offline(&mut plant)?,
     };
     Ok((Metrics::measure(policy.name(), &plant, &replan_ms), plant))

@@ -179,13 +179,14 @@ fn check_sorted(plant: &Plant<'_>, laxity: bool) {
 
 #[test]
 fn policies_keep_their_invariants_on_real_weeks() {
+    // Short windows for the busy locations keep the debug-build test quick.
     let weeks = [
-        ("OSL_S", "2019-11-04", 0.15),
-        ("ASK", "2019-12-02", 0.25),
-        ("TRO_R", "2020-01-06", 0.40),
+        ("OSL_S", "2019-11-04", 7, 0.15),
+        ("ASK", "2019-12-02", 3, 0.25),
+        ("TRO_R", "2020-01-06", 2, 0.40),
     ];
-    for (location, from, fraction) in weeks {
-        let args = real_args(location, from, 7, fraction);
+    for (location, from, days, fraction) in weeks {
+        let args = real_args(location, from, days, fraction);
         let inputs = Inputs::read(&args).unwrap();
         let sc = inputs.scenario(args.window()).unwrap();
         let none = vec![None; sc.sessions.len()];
@@ -224,6 +225,15 @@ fn policies_keep_their_invariants_on_real_weeks() {
         assert!(!times.is_empty());
         energies.push(("mpc", mpc.energy_delivered_kwh, mpc.cost_cny));
 
+        let (online, plant) = simulate(&sc, none.clone(), Policy::Online).unwrap();
+        check_car_limits(
+            &plant,
+            online.energy_requested_kwh,
+            online.energy_delivered_kwh,
+        );
+        assert_eq!(online.slots_over_capacity, 0, "{location}");
+        energies.push(("online", online.energy_delivered_kwh, online.cost_cny));
+
         let (opt, plant) = simulate(&sc, none.clone(), Policy::OfflineOptimal).unwrap();
         check_car_limits(&plant, opt.energy_requested_kwh, opt.energy_delivered_kwh);
         assert_eq!(opt.slots_over_capacity, 0, "{location}");
@@ -259,4 +269,87 @@ fn plan_out_lists_every_slot_of_every_stay() {
         .map(|r| r[2].parse::<f64>().unwrap() * 0.25)
         .sum();
     assert!(close(kwh, metrics.energy_delivered_kwh));
+}
+
+#[test]
+fn online_is_deterministic_and_serves_the_textbook_case() {
+    let sc = dhall_scenario();
+    let (a, plant_a) = simulate(&sc, vec![None; 3], Policy::Online).unwrap();
+    let (_, plant_b) = simulate(&sc, vec![None; 3], Policy::Online).unwrap();
+    assert_eq!(plant_a.delivered_kw, plant_b.delivered_kw);
+    assert!(close(a.energy_delivered_kwh, 6.0), "{a:?}");
+    assert_eq!(a.slots_over_capacity, 0);
+}
+
+#[test]
+fn forecast_learns_only_from_before_the_window() {
+    // Window from 2020-02-01 (a Saturday). History period: 2020-01-03 .. 2020-01-31 (exclusive).
+    let f = Fixture::new(
+        &[
+            // Too old.
+            session(
+                "u1",
+                "old",
+                "2020-01-02 18:00:00",
+                "2020-01-03 07:00:00",
+                "10",
+            ),
+            // Learnt: a Friday evening, 18:02 → first 15-min slot 18:15 (slot 73), to 07:00.
+            session(
+                "u1",
+                "fri",
+                "2020-01-03 18:02:00",
+                "2020-01-04 07:00:00",
+                "10",
+            ),
+            // Learnt: a Sunday.
+            session(
+                "u1",
+                "sun",
+                "2020-01-05 08:00:00",
+                "2020-01-05 09:00:00",
+                "50",
+            ),
+            // In the gap day: not learnt.
+            session(
+                "u1",
+                "gap",
+                "2020-01-31 08:00:00",
+                "2020-01-31 09:00:00",
+                "5",
+            ),
+            // In the window: never learnt.
+            session(
+                "u1",
+                "in",
+                "2020-02-01 08:00:00",
+                "2020-02-01 09:00:00",
+                "5",
+            ),
+            session(
+                "u1",
+                "later",
+                "2020-02-05 08:00:00",
+                "2020-02-05 09:00:00",
+                "5",
+            ),
+        ],
+        &["\"u1\";4;40"],
+    );
+    let args = f.args("2020-02-01", 1, 15, 0.5);
+    let sc = Inputs::read(&args)
+        .unwrap()
+        .scenario(args.window())
+        .unwrap();
+    let (days, history) = engine::forecast_history(&sc);
+    assert_eq!((days.weekdays, days.weekend_days), (20, 8));
+    assert_eq!(history.len(), 2, "{history:?}");
+    let fri = &history[0];
+    assert_eq!(fri.day_type, orderly_schedule::DayType::Weekday);
+    assert_eq!((fri.arrival_slot_of_day, fri.duration_slots), (73, 51));
+    assert_eq!(fri.energy_kwh, 10.0);
+    let sun = &history[1];
+    assert_eq!(sun.day_type, orderly_schedule::DayType::Weekend);
+    // 50 kWh recorded, capped at 4 kW × 1 h.
+    assert!(close(sun.energy_kwh, 4.0));
 }
