@@ -78,9 +78,7 @@ class PostgresDatabases:
 
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             for name in self.created:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         self.created.clear()
 
 

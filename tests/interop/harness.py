@@ -26,15 +26,14 @@ from typing import Any, Callable
 
 import httpx
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
-
 from ocpp.charge_point import camel_to_snake_case
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.exceptions import OCPPError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 # How long any single wait in a test may take before it is a failure. Generous
 # because CI shares two cores with compiling neighbours; tests never sleep for
@@ -171,8 +170,7 @@ class Server:
         if not self.address:
             code = self.proc.wait(5)
             raise AssertionError(
-                f"server exited with {code} before listening; stdout={self.stdout_lines}\n"
-                + self.log_tail()
+                f"server exited with {code} before listening; stdout={self.stdout_lines}\n" + self.log_tail()
             )
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
@@ -256,8 +254,7 @@ class Api:
     def ok(resp: httpx.Response, *codes: int) -> Any:
         codes = codes or (200,)
         assert resp.status_code in codes, (
-            f"{resp.request.method} {resp.request.url} → {resp.status_code}, "
-            f"expected {codes}: {resp.text}"
+            f"{resp.request.method} {resp.request.url} → {resp.status_code}, expected {codes}: {resp.text}"
         )
         return resp.json() if resp.content else None
 
@@ -316,9 +313,7 @@ class Api:
         assert isinstance(body, dict) and "response" in body, body
         return body["response"]
 
-    async def wait_for(
-        self, what: str, probe: Callable[[], Any], timeout: float = EVENT_TIMEOUT
-    ) -> Any:
+    async def wait_for(self, what: str, probe: Callable[[], Any], timeout: float = EVENT_TIMEOUT) -> Any:
         """Poll an API view until `probe` returns a truthy value (for state the
         server updates after answering, such as `connected` after a close)."""
         deadline = time.monotonic() + timeout

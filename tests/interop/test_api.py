@@ -60,6 +60,5 @@ async def test_connected_chargers_gauge(server, api, cp_id):
         async with charge_point(server, cp_id) as cp:
             await cp.boot(connectors=0)
             text = (await plain.get("/metrics")).text
-            gauge = [line for line in text.splitlines()
-                     if line.startswith("orderly_connected_chargers")]
+            gauge = [line for line in text.splitlines() if line.startswith("orderly_connected_chargers")]
             assert gauge and float(gauge[0].split()[-1]) == 1.0, gauge

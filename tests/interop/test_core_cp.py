@@ -10,7 +10,6 @@ from harness import (
     call,
     charge_point,
     collect,
-    iso,
     new_id,
     new_tag,
     parse_ts,
@@ -88,16 +87,32 @@ async def test_every_charger_initiated_action_gets_a_conf(server, api, cp_id):
     """Lesson L8: FirmwareStatusNotification & co. get a .conf, never NotSupported."""
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        for status in ("Downloaded", "DownloadFailed", "Downloading", "Idle",
-                       "InstallationFailed", "Installing", "Installed"):
+        for status in (
+            "Downloaded",
+            "DownloadFailed",
+            "Downloading",
+            "Idle",
+            "InstallationFailed",
+            "Installing",
+            "Installed",
+        ):
             await cp.send(call.FirmwareStatusNotification(status=status))
         for status in ("Idle", "Uploaded", "UploadFailed", "Uploading"):
             await cp.send(call.DiagnosticsStatusNotification(status=status))
-        for status in ("Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV",
-                       "Finishing", "Reserved", "Unavailable"):
+        for status in (
+            "Available",
+            "Preparing",
+            "Charging",
+            "SuspendedEVSE",
+            "SuspendedEV",
+            "Finishing",
+            "Reserved",
+            "Unavailable",
+        ):
             await cp.status(1, status)
-        await cp.status(1, "Faulted", error_code="GroundFailure", info="test", vendor_id="x",
-                        vendor_error_code="E42")
+        await cp.status(
+            1, "Faulted", error_code="GroundFailure", info="test", vendor_id="x", vendor_error_code="E42"
+        )
         await cp.send(call.Heartbeat())
     assert (await connector_status(api, cp_id, 1))["error_code"] == "GroundFailure"
 
@@ -306,9 +321,7 @@ async def test_tc_039_offline_transaction(server, api, cp_id, tag):
 async def test_tc_064_data_transfer_to_central_system(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        conf = await cp.send(
-            call.DataTransfer(vendor_id="com.example.unknown", message_id="Ping", data="{}")
-        )
+        conf = await cp.send(call.DataTransfer(vendor_id="com.example.unknown", message_id="Ping", data="{}"))
     # OCA allows Rejected/UnknownMessageId/UnknownVendorId; the contract (and
     # lesson L10) picks UnknownVendorId for a vendor the platform does not know.
     assert conf.status == "UnknownVendorId"

@@ -70,9 +70,7 @@ async def test_basic_auth_user_must_be_the_charge_point_id(server, api):
     # Right password of A presented with B's user name on A's URL.
     from harness import basic_auth
 
-    status, _ = await refused_status(
-        server, a, headers=basic_auth(b, "password-of-a-1234")
-    )
+    status, _ = await refused_status(server, a, headers=basic_auth(b, "password-of-a-1234"))
     assert status == 401
 
 

@@ -50,7 +50,9 @@ CASES = [
     ),
     (
         "missing-required-nested-field",
-        json.dumps([2, "m-req2", "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": iso(utcnow())}]}]),
+        json.dumps(
+            [2, "m-req2", "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": iso(utcnow())}]}]
+        ),
         "m-req2",
         {"OccurenceConstraintViolation"},
     ),
@@ -112,7 +114,9 @@ async def test_bad_timestamp_is_refused(server, api, cp_id):
     async with raw_link(server, cp_id) as link:
         await link.boot()
         frame = await link.call("StartTransaction", start_transaction(timestamp="yesterday-ish"))
-        check_error_frame(frame, frame[1], {"PropertyConstraintViolation", "TypeConstraintViolation", "FormationViolation"})
+        check_error_frame(
+            frame, frame[1], {"PropertyConstraintViolation", "TypeConstraintViolation", "FormationViolation"}
+        )
         await link.heartbeat_works()
     assert await api.transactions(charger_id=cp_id) == []
 

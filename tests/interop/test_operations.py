@@ -13,6 +13,7 @@ import asyncio
 import json
 
 import pytest
+from ocpp.exceptions import NotSupportedError
 
 from harness import (
     Api,
@@ -26,7 +27,6 @@ from harness import (
     timedelta,
     utcnow,
 )
-from ocpp.exceptions import NotSupportedError
 
 
 async def op(api: Api, cp: SimChargePoint, action: str, payload: dict, answer: dict) -> dict:
@@ -48,8 +48,7 @@ async def active_ids(api: Api, cp_id: str) -> list[int]:
 async def test_remote_start_and_stop(server, api, cp_id, tag):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag},
-                 {"status": "Accepted"})
+        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag}, {"status": "Accepted"})
         tx_id = await cp.enter_charging(tag, meter_start=200)
         assert await active_ids(api, cp_id) == [tx_id]
         await op(api, cp, "RemoteStopTransaction", {"transactionId": tx_id}, {"status": "Accepted"})
@@ -64,8 +63,7 @@ async def test_tc_010_remote_start_cable_plugged_in_first(server, api, cp_id, ta
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
         await cp.status(1, "Preparing")
-        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag},
-                 {"status": "Accepted"})
+        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag}, {"status": "Accepted"})
         assert (await cp.authorize(tag))["status"] == "Accepted"  # L14
         tx_id = await cp.start_tx(tag)
         await cp.status(1, "Charging")
@@ -75,8 +73,7 @@ async def test_tc_010_remote_start_cable_plugged_in_first(server, api, cp_id, ta
 async def test_tc_011_1_remote_start_remote_start_first(server, api, cp_id, tag):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag},
-                 {"status": "Accepted"})
+        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag}, {"status": "Accepted"})
         assert (await cp.authorize(tag))["status"] == "Accepted"
         await cp.status(1, "Preparing")
         tx_id = await cp.start_tx(tag)
@@ -87,8 +84,7 @@ async def test_tc_011_1_remote_start_remote_start_first(server, api, cp_id, tag)
 async def test_tc_011_2_remote_start_time_out(server, api, cp_id, tag):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag},
-                 {"status": "Accepted"})
+        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag}, {"status": "Accepted"})
         assert (await cp.authorize(tag))["status"] == "Accepted"
         await cp.status(1, "Preparing")
         await cp.status(1, "Available", timestamp=utcnow() + timedelta(seconds=5))
@@ -110,8 +106,7 @@ async def test_tc_012_remote_stop_charging_session(server, api, cp_id, tag):
 async def test_tc_026_remote_start_rejected(server, api, cp_id, tag):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag},
-                 {"status": "Rejected"})
+        await op(api, cp, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag}, {"status": "Rejected"})
         await cp.send(call.Heartbeat())
     assert await api.transactions(charger_id=cp_id) == []
 
@@ -192,8 +187,11 @@ FULL_CONFIGURATION = [
     {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
     {"key": "MeterValueSampleInterval", "readonly": False, "value": "60"},
     {"key": "NumberOfConnectors", "readonly": True, "value": "2"},
-    {"key": "SupportedFeatureProfiles", "readonly": True,
-     "value": "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"},
+    {
+        "key": "SupportedFeatureProfiles",
+        "readonly": True,
+        "value": "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger",
+    },
     {"key": "AuthorizeRemoteTxRequests", "readonly": False, "value": "true"},
 ]
 
@@ -214,7 +212,10 @@ async def test_tc_019_2_retrieve_specific_configuration_key(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
         response = await op(
-            api, cp, "GetConfiguration", {"key": ["SupportedFeatureProfiles"]},
+            api,
+            cp,
+            "GetConfiguration",
+            {"key": ["SupportedFeatureProfiles"]},
             {"configurationKey": [FULL_CONFIGURATION[3]]},
         )
         assert len(response["configurationKey"]) == 1
@@ -223,8 +224,13 @@ async def test_tc_019_2_retrieve_specific_configuration_key(server, api, cp_id):
 async def test_tc_021_change_set_configuration(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "60"},
-                 {"status": "Accepted"})
+        await op(
+            api,
+            cp,
+            "ChangeConfiguration",
+            {"key": "MeterValueSampleInterval", "value": "60"},
+            {"status": "Accepted"},
+        )
         # L3: no follow-up GetConfiguration. A round trip gives a CALL the server
         # sent right after the answer the time to arrive; charge_point() then
         # fails on any unsolicited CALL.
@@ -234,15 +240,25 @@ async def test_tc_021_change_set_configuration(server, api, cp_id):
 async def test_tc_040_1_configuration_keys_not_supported(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "ChangeConfiguration", {"key": "UnknownConfigKey_xyz", "value": "123"},
-                 {"status": "NotSupported"})
+        await op(
+            api,
+            cp,
+            "ChangeConfiguration",
+            {"key": "UnknownConfigKey_xyz", "value": "123"},
+            {"status": "NotSupported"},
+        )
 
 
 async def test_tc_040_2_configuration_keys_invalid_value(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "ChangeConfiguration",
-                 {"key": "MeterValueSampleInterval", "value": "INVALID_VALUE"}, {"status": "Rejected"})
+        await op(
+            api,
+            cp,
+            "ChangeConfiguration",
+            {"key": "MeterValueSampleInterval", "value": "INVALID_VALUE"},
+            {"status": "Rejected"},
+        )
 
 
 async def test_tc_061_clear_authorization_data_in_cache(server, api, cp_id):
@@ -254,11 +270,16 @@ async def test_tc_061_clear_authorization_data_in_cache(server, api, cp_id):
 async def test_change_availability_and_data_transfer_to_charger(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"},
-                 {"status": "Scheduled"})
-        await op(api, cp, "DataTransfer",
-                 {"vendorId": "com.orderly", "messageId": "Hello", "data": "42"},
-                 {"status": "Accepted", "data": "43"})
+        await op(
+            api, cp, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"}, {"status": "Scheduled"}
+        )
+        await op(
+            api,
+            cp,
+            "DataTransfer",
+            {"vendorId": "com.orderly", "messageId": "Hello", "data": "42"},
+            {"status": "Accepted", "data": "43"},
+        )
 
 
 # ---------------------------------------------------------------- local auth list
@@ -320,9 +341,18 @@ async def test_tc_043_5_send_local_authorization_list_differential(server, api, 
 async def test_tc_044_1_firmware_update_download_and_install(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "UpdateFirmware",
-                 {"location": "ftp://firmware.example/fw-2.0.bin", "retrieveDate": iso(utcnow()),
-                  "retries": 1, "retryInterval": 30}, {})
+        await op(
+            api,
+            cp,
+            "UpdateFirmware",
+            {
+                "location": "ftp://firmware.example/fw-2.0.bin",
+                "retrieveDate": iso(utcnow()),
+                "retries": 1,
+                "retryInterval": 30,
+            },
+            {},
+        )
         await cp.send(call.FirmwareStatusNotification(status="Downloading"))
         await cp.send(call.FirmwareStatusNotification(status="Downloaded"))
         for connector in (0, 1, 2):
@@ -336,8 +366,13 @@ async def test_tc_044_1_firmware_update_download_and_install(server, api, cp_id)
 async def test_tc_044_2_firmware_update_download_failed(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "UpdateFirmware",
-                 {"location": "ftp://firmware.example/missing.bin", "retrieveDate": iso(utcnow())}, {})
+        await op(
+            api,
+            cp,
+            "UpdateFirmware",
+            {"location": "ftp://firmware.example/missing.bin", "retrieveDate": iso(utcnow())},
+            {},
+        )
         await cp.send(call.FirmwareStatusNotification(status="Downloading"))
         await cp.send(call.FirmwareStatusNotification(status="DownloadFailed"))
 
@@ -345,8 +380,13 @@ async def test_tc_044_2_firmware_update_download_failed(server, api, cp_id):
 async def test_tc_044_3_firmware_update_installation_failed(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "UpdateFirmware",
-                 {"location": "ftp://firmware.example/bad.bin", "retrieveDate": iso(utcnow())}, {})
+        await op(
+            api,
+            cp,
+            "UpdateFirmware",
+            {"location": "ftp://firmware.example/bad.bin", "retrieveDate": iso(utcnow())},
+            {},
+        )
         for status in ("Downloading", "Downloaded", "Installing"):
             await cp.send(call.FirmwareStatusNotification(status=status))
         await cp.boot(connectors=2)
@@ -357,10 +397,19 @@ async def get_diagnostics(server, api, cp_id, final: str) -> None:
     now = utcnow()
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "GetDiagnostics",
-                 {"location": "ftp://diag.example/upload", "retries": 1, "retryInterval": 30,
-                  "startTime": iso(now - timedelta(days=1)), "stopTime": iso(now)},
-                 {"fileName": "diag.log"})
+        await op(
+            api,
+            cp,
+            "GetDiagnostics",
+            {
+                "location": "ftp://diag.example/upload",
+                "retries": 1,
+                "retryInterval": 30,
+                "startTime": iso(now - timedelta(days=1)),
+                "stopTime": iso(now),
+            },
+            {"fileName": "diag.log"},
+        )
         await cp.send(call.DiagnosticsStatusNotification(status="Uploading"))
         await cp.send(call.DiagnosticsStatusNotification(status=final))
 
@@ -377,8 +426,13 @@ async def test_tc_045_2_get_diagnostics_upload_failed(server, api, cp_id):
 
 
 def reserve(connector: int, id_tag: str, reservation_id: int, minutes: int = 60, **extra) -> dict:
-    return {"connectorId": connector, "expiryDate": iso(utcnow() + timedelta(minutes=minutes)),
-            "idTag": id_tag, "reservationId": reservation_id, **extra}
+    return {
+        "connectorId": connector,
+        "expiryDate": iso(utcnow() + timedelta(minutes=minutes)),
+        "idTag": id_tag,
+        "reservationId": reservation_id,
+        **extra,
+    }
 
 
 async def test_tc_046_reservation_of_a_connector_transaction(server, api, cp_id, tag):
@@ -432,8 +486,9 @@ async def test_tc_048_2_reservation_occupied(server, api, cp_id, tag):
 async def test_tc_048_3_reservation_unavailable(server, api, cp_id, tag):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"},
-                 {"status": "Accepted"})
+        await op(
+            api, cp, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}, {"status": "Accepted"}
+        )
         await cp.status(1, "Unavailable")
         rows = {c["connector_id"]: c for c in await api.connectors(cp_id)}
         assert rows[1]["status"] == "Unavailable"
@@ -472,8 +527,7 @@ async def test_tc_053_use_a_reserved_connector_with_parent_id_tag(server, api, c
     await api.add_tag(child, parent=parent)
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "ReserveNow", reserve(1, child, 110, parentIdTag=parent),
-                 {"status": "Accepted"})
+        await op(api, cp, "ReserveNow", reserve(1, child, 110, parentIdTag=parent), {"status": "Accepted"})
         await cp.status(1, "Reserved")
         tx_id = await cp.enter_charging(parent)
     assert (await api.transaction(tx_id))["id_tag"] == parent
@@ -486,15 +540,20 @@ async def test_tc_054_trigger_message(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
         rounds = [
-            ({"requestedMessage": "MeterValues", "connectorId": 1},
-             lambda: cp.meter(1, None, [(utcnow(), 1000)])),
+            (
+                {"requestedMessage": "MeterValues", "connectorId": 1},
+                lambda: cp.meter(1, None, [(utcnow(), 1000)]),
+            ),
             ({"requestedMessage": "Heartbeat"}, lambda: cp.send(call.Heartbeat())),
-            ({"requestedMessage": "StatusNotification", "connectorId": 1},
-             lambda: cp.status(1, "Available")),
-            ({"requestedMessage": "DiagnosticsStatusNotification"},
-             lambda: cp.send(call.DiagnosticsStatusNotification(status="Idle"))),
-            ({"requestedMessage": "FirmwareStatusNotification"},
-             lambda: cp.send(call.FirmwareStatusNotification(status="Idle"))),
+            ({"requestedMessage": "StatusNotification", "connectorId": 1}, lambda: cp.status(1, "Available")),
+            (
+                {"requestedMessage": "DiagnosticsStatusNotification"},
+                lambda: cp.send(call.DiagnosticsStatusNotification(status="Idle")),
+            ),
+            (
+                {"requestedMessage": "FirmwareStatusNotification"},
+                lambda: cp.send(call.FirmwareStatusNotification(status="Idle")),
+            ),
         ]
         for request, triggered in rounds:
             await op(api, cp, "TriggerMessage", request, {"status": "Accepted"})
@@ -504,8 +563,13 @@ async def test_tc_054_trigger_message(server, api, cp_id):
 async def test_tc_055_trigger_message_rejected(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 1},
-                 {"status": "Rejected"})
+        await op(
+            api,
+            cp,
+            "TriggerMessage",
+            {"requestedMessage": "MeterValues", "connectorId": 1},
+            {"status": "Rejected"},
+        )
 
 
 # ---------------------------------------------------------------- smart charging
@@ -535,9 +599,13 @@ def profile(profile_id: int, purpose: str, limit: float, **extra) -> dict:
 async def test_set_charging_profile_and_get_composite_schedule(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "SetChargingProfile",
-                 {"connectorId": 1, "csChargingProfiles": profile(1, "TxDefaultProfile", 11000.0)},
-                 {"status": "Accepted"})
+        await op(
+            api,
+            cp,
+            "SetChargingProfile",
+            {"connectorId": 1, "csChargingProfiles": profile(1, "TxDefaultProfile", 11000.0)},
+            {"status": "Accepted"},
+        )
         start = iso(utcnow())
         composite = {
             "status": "Accepted",
@@ -553,8 +621,13 @@ async def test_set_charging_profile_and_get_composite_schedule(server, api, cp_i
                 ],
             },
         }
-        response = await op(api, cp, "GetCompositeSchedule",
-                            {"connectorId": 1, "duration": 600, "chargingRateUnit": "W"}, composite)
+        response = await op(
+            api,
+            cp,
+            "GetCompositeSchedule",
+            {"connectorId": 1, "duration": 600, "chargingRateUnit": "W"},
+            composite,
+        )
         periods = response["chargingSchedule"]["chargingSchedulePeriod"]
         assert [p["limit"] for p in periods] == [11000.0, 7400.0]
 
@@ -562,26 +635,32 @@ async def test_set_charging_profile_and_get_composite_schedule(server, api, cp_i
 async def test_tc_056_central_smart_charging_tx_default_profile(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        await op(api, cp, "SetChargingProfile",
-                 {"connectorId": 1, "csChargingProfiles": profile(56, "TxDefaultProfile", 6.0)},
-                 {"status": "Accepted"})
+        await op(
+            api,
+            cp,
+            "SetChargingProfile",
+            {"connectorId": 1, "csChargingProfiles": profile(56, "TxDefaultProfile", 6.0)},
+            {"status": "Accepted"},
+        )
 
 
 async def test_tc_057_central_smart_charging_tx_profile(server, api, cp_id, tag):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
         tx_id = await cp.enter_charging(tag)
-        await op(api, cp, "SetChargingProfile",
-                 {"connectorId": 1,
-                  "csChargingProfiles": profile(57, "TxProfile", 6.0, transactionId=tx_id)},
-                 {"status": "Accepted"})
+        await op(
+            api,
+            cp,
+            "SetChargingProfile",
+            {"connectorId": 1, "csChargingProfiles": profile(57, "TxProfile", 6.0, transactionId=tx_id)},
+            {"status": "Accepted"},
+        )
 
 
 async def test_tc_059_remote_start_transaction_with_charging_profile(server, api, cp_id, tag):
     async with charge_point(server, cp_id) as cp:
         await cp.boot()
-        payload = {"connectorId": 1, "idTag": tag,
-                   "chargingProfile": profile(59, "TxProfile", 16.0)}
+        payload = {"connectorId": 1, "idTag": tag, "chargingProfile": profile(59, "TxProfile", 16.0)}
         await op(api, cp, "RemoteStartTransaction", payload, {"status": "Accepted"})
         assert (await cp.authorize(tag))["status"] == "Accepted"
         await cp.status(1, "Preparing")
@@ -604,8 +683,13 @@ async def test_tc_066_get_composite_schedule(server, api, cp_id):
                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6.0}],
             },
         }
-        await op(api, cp, "GetCompositeSchedule",
-                 {"connectorId": 1, "duration": 300, "chargingRateUnit": "W"}, answer)
+        await op(
+            api,
+            cp,
+            "GetCompositeSchedule",
+            {"connectorId": 1, "duration": 300, "chargingRateUnit": "W"},
+            answer,
+        )
 
 
 async def test_tc_067_clear_charging_profile(server, api, cp_id, tag):
@@ -617,8 +701,13 @@ async def test_tc_067_clear_charging_profile(server, api, cp_id, tag):
             (1, profile(672, "TxDefaultProfile", 11000.0)),
             (1, profile(673, "TxProfile", 7400.0, transactionId=tx_id)),
         ):
-            await op(api, cp, "SetChargingProfile",
-                     {"connectorId": connector, "csChargingProfiles": prof}, {"status": "Accepted"})
+            await op(
+                api,
+                cp,
+                "SetChargingProfile",
+                {"connectorId": connector, "csChargingProfiles": prof},
+                {"status": "Accepted"},
+            )
         for clear in (
             {"id": 673},
             {"connectorId": 1, "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 0},
@@ -677,9 +766,7 @@ async def test_one_outstanding_call_per_direction(server, api, cp_id):
     async with raw_link(server, cp_id) as link:
         await link.boot()
         first_op = asyncio.create_task(api.operation_raw(cp_id, "ClearCache", {}))
-        second_op = asyncio.create_task(
-            api.operation_raw(cp_id, "GetLocalListVersion", {})
-        )
+        second_op = asyncio.create_task(api.operation_raw(cp_id, "GetLocalListVersion", {}))
         first = await link.recv_frame()
         # Until the first CALL is answered the second must wait in the server.
         with pytest.raises(AssertionError, match="no frame"):
@@ -768,7 +855,7 @@ async def test_api_requires_the_admin_token(server, api):
 
 
 async def test_calls_crossing_on_the_wire(server, api, cp_id):
-    """"One outstanding CALL" is per direction: while the server waits for the
+    """ "One outstanding CALL" is per direction: while the server waits for the
     charger's answer, the charger's own CALL must still be answered."""
     async with raw_link(server, cp_id) as link:
         await link.boot()
@@ -799,7 +886,8 @@ async def test_operation_body_that_is_not_json_is_400(server, api, cp_id):
     async with charge_point(server, cp_id) as cp:
         await cp.boot(connectors=0)
         response = await api.client.post(
-            f"/chargers/{cp_id}/operations/ClearCache", content=b"{not json",
+            f"/chargers/{cp_id}/operations/ClearCache",
+            content=b"{not json",
             headers={"Content-Type": "application/json"},
         )
         assert response.status_code == 400, response.text

@@ -52,16 +52,20 @@ async def test_full_transaction_with_meter_values(server, api, cp_id, tag):
         for minute, wh, watts in ((1, 2000, 7000), (2, 3500, 7100), (3, 5000, 7200)):
             sample = energy_sample(at(minute), wh)
             sample["sampledValue"].append(
-                {"value": str(watts), "measurand": "Power.Active.Import", "unit": "W",
-                 "context": "Sample.Periodic"}
+                {
+                    "value": str(watts),
+                    "measurand": "Power.Active.Import",
+                    "unit": "W",
+                    "context": "Sample.Periodic",
+                }
             )
-            await cp.send(
-                call.MeterValues(
-                    connector_id=1, transaction_id=tx_id, meter_value=[sample]
-                )
-            )
+            await cp.send(call.MeterValues(connector_id=1, transaction_id=tx_id, meter_value=[sample]))
         conf = await cp.stop_tx(
-            tx_id, 8500, reason="Local", id_tag=tag, timestamp=at(4),
+            tx_id,
+            8500,
+            reason="Local",
+            id_tag=tag,
+            timestamp=at(4),
             transaction_data=[energy_sample(at(4), 8500, context="Transaction.End")],
         )
         assert conf.id_tag_info["status"] == "Accepted"
@@ -105,7 +109,9 @@ async def test_reconnect_replays_offline_queue_without_duplicates(server, api, c
         await cp.meter(1, tx_id, [(at(2), 12_000)])
         await cp.meter(1, tx_id, [(at(5), 15_000), (at(4), 14_000)])
         stop = dict(
-            reason="Local", id_tag=tag, timestamp=at(6),
+            reason="Local",
+            id_tag=tag,
+            timestamp=at(6),
             transaction_data=[energy_sample(at(6), 16_000, context="Transaction.End")],
         )
         await cp.stop_tx(tx_id, 16_000, **stop)
@@ -135,7 +141,9 @@ async def test_stop_for_a_transaction_the_server_never_saw_is_recorded(server, a
     stopped = utcnow() - timedelta(minutes=5)
     unknown_tx = 900_000_001
     stop = dict(
-        reason="Local", id_tag=tag, timestamp=stopped,
+        reason="Local",
+        id_tag=tag,
+        timestamp=stopped,
         transaction_data=[
             energy_sample(stopped - timedelta(minutes=1), 4_000),
             energy_sample(stopped, 5_000, context="Transaction.End"),
@@ -204,7 +212,7 @@ async def test_identical_starts_on_different_chargers_get_distinct_ids(server, a
 
     txs = await collect([session(cp_id) for cp_id in ids])
     assert len(set(txs)) == len(ids), f"transaction ids collide across chargers: {txs}"
-    for cp_id, tx in zip(ids, txs):
+    for cp_id, tx in zip(ids, txs, strict=True):
         done = await api.transaction(tx)
         assert (done["charger_id"], done["energy_wh"]) == (cp_id, 250)
 
@@ -219,7 +227,6 @@ async def test_meter_values_outside_a_transaction_are_accepted(server, api, cp_i
 
 async def test_unknown_transaction_id_in_api_is_404(server, api):
     assert (await api.get("/transactions/987654321")).status_code == 404
-
 
 
 async def test_meter_values_for_an_unknown_transaction_are_acknowledged(server, api, cp_id):
@@ -267,11 +274,15 @@ async def test_timestamps_with_a_utc_offset_are_the_same_instant(server, api, cp
     stopped = started + timedelta(minutes=45)
     async with charge_point(server, cp_id) as cp:
         await cp.boot(connectors=1)
-        conf = await cp.send(call.StartTransaction(
-            connector_id=1, id_tag=tag, meter_start=0, timestamp=started.isoformat()))
+        conf = await cp.send(
+            call.StartTransaction(connector_id=1, id_tag=tag, meter_start=0, timestamp=started.isoformat())
+        )
         tx_id = conf.transaction_id
-        await cp.send(call.StopTransaction(
-            transaction_id=tx_id, meter_stop=9000, timestamp=stopped.isoformat(), reason="Local"))
+        await cp.send(
+            call.StopTransaction(
+                transaction_id=tx_id, meter_stop=9000, timestamp=stopped.isoformat(), reason="Local"
+            )
+        )
     done = await api.transaction(tx_id)
     assert same_instant(done["started_at"], started) and same_instant(done["stopped_at"], stopped), done
 
