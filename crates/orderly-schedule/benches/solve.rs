@@ -4,7 +4,7 @@
 
 use orderly_schedule::{
     Calendar, DayType, DaysObserved, Forecast, HistoricSession, OnlineConfig, OnlinePlanner,
-    Priority, Problem, Session, solve_offline,
+    Priority, Problem, Session, V2g, solve_offline,
 };
 
 fn main() {
@@ -134,4 +134,23 @@ fn online_setup(n: usize) -> (OnlinePlanner, usize, Problem) {
 fn online_replan(bencher: divan::Bencher, n: usize) {
     let (planner, now, pr) = online_setup(n);
     bencher.bench(|| planner.plan(now, divan::black_box(&pr)).unwrap());
+}
+
+/// Offline with 30 % of the cars offering V2G (60 kWh battery, half full, floor 20 kWh, 7 kW
+/// discharge, 95 % each way, 0.05 CNY/kWh wear): the V2G cars go through the LP.
+#[divan::bench(args = [50, 200], sample_count = 5)]
+fn offline_v2g_30pct(bencher: divan::Bencher, n: usize) {
+    let mut pr = problem(n, false);
+    for s in pr.sessions.iter_mut().filter(|s| s.id % 10 < 3) {
+        s.v2g = Some(V2g {
+            battery_kwh: 60.0,
+            soc_kwh: 30.0,
+            floor_kwh: 20.0,
+            max_discharge_kw: 7.0,
+            charge_efficiency: 0.95,
+            discharge_efficiency: 0.95,
+            wear_cny_per_kwh: 0.05,
+        });
+    }
+    bencher.bench(|| solve_offline(divan::black_box(&pr)).unwrap());
 }

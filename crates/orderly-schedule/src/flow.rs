@@ -139,6 +139,46 @@ impl FlowGraph {
         total
     }
 
+    /// Augment to a maximum after opening the edge `last` (into `t`) when every other open edge
+    /// into `t` is already maximal, so every augmenting path ends with `last`: the two-edge paths
+    /// source → u → tail are pushed in one sweep of the tail's neighbours, then Dinic finishes.
+    /// Returns the amount added.
+    pub(crate) fn augment_into(&mut self, s: usize, t: usize, last: EdgeId, eps: f64) -> f64 {
+        let last_pos = self.fwd[last] as usize;
+        let tail = self.to[self.rev[last_pos] as usize] as usize;
+        let mut total = 0.0;
+        // Paths source → u → tail first, in one sweep: most of the flow in the common case, and
+        // the searches below would otherwise rescan the tail's whole neighbourhood for each one.
+        for e in self.start[tail]..self.start[tail + 1] {
+            if self.res[last_pos] <= eps {
+                return total;
+            }
+            let u = self.to[e] as usize;
+            let into = self.rev[e] as usize;
+            if u == t || u == s || self.res[into] <= eps {
+                continue;
+            }
+            let Some(src) = (self.start[u]..self.start[u + 1])
+                .find(|&f| self.to[f] as usize == s)
+                .map(|f| self.rev[f] as usize)
+            else {
+                continue;
+            };
+            let b = self.res[src].min(self.res[into]).min(self.res[last_pos]);
+            if b <= eps {
+                continue;
+            }
+            for x in [src, into, last_pos] {
+                self.res[x] -= b;
+                self.res[self.rev[x] as usize] += b;
+            }
+            total += b;
+        }
+        // The rest needs rerouting: blocking flows from the source, which can only end here
+        // because every other open edge into `t` already carries all it can.
+        total + self.max_flow(s, t, eps)
+    }
+
     /// Nodes reachable from `s` in the residual graph: the source side of a minimum cut.
     pub(crate) fn source_side(&mut self, s: usize, eps: f64) -> Vec<bool> {
         let n = self.level.len();
@@ -284,5 +324,26 @@ mod tests {
         assert!((g.flow(e) - 1.0).abs() < 1e-12);
         g.clear_flow();
         assert!((g.max_flow(0, 3, 1e-12) - 3.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn backward_augmentation_reroutes_through_other_sinks() {
+        // Car A (node 1) can use slots 3 and 4, car B (node 2) only slot 3. With only slot 3 open,
+        // either car may take it; opening slot 4 then serves the other one, if need be by the
+        // path source → B → slot 3 ← A → slot 4 that moves A over. Slot 3 stays full.
+        let mut b = FlowBuilder::with_capacity(6, 7);
+        b.add_edge(0, 1, 2.0);
+        b.add_edge(0, 2, 2.0);
+        b.add_edge(1, 3, 2.0);
+        b.add_edge(1, 4, 2.0);
+        b.add_edge(2, 3, 2.0);
+        let s3 = b.add_edge(3, 5, 2.0);
+        let s4 = b.add_edge(4, 5, 0.0);
+        let mut g = b.build();
+        assert!((g.max_flow(0, 5, 1e-12) - 2.0).abs() < 1e-12);
+        g.set_cap(s4, 2.0);
+        assert!((g.augment_into(0, 5, s4, 1e-12) - 2.0).abs() < 1e-12);
+        assert!((g.flow(s3) - 2.0).abs() < 1e-12 && (g.flow(s4) - 2.0).abs() < 1e-12);
+        assert_eq!(g.augment_into(0, 5, s4, 1e-12), 0.0);
     }
 }

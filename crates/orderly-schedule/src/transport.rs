@@ -260,8 +260,18 @@ impl Ctx<'_> {
         }
         g.clear_flow();
         let mut served = 0.0;
+        let want: f64 = targets.iter().sum();
         for level in levels {
-            if !opts.flatten || level.len() == 1 {
+            if served >= want - self.tol {
+                // Everyone is served: dearer levels would carry nothing.
+                break;
+            }
+            if let [s] = level[..] {
+                g.set_cap(self.sink_e[s], self.full_cap[s]);
+                served += g.augment_into(SOURCE, SINK, self.sink_e[s], self.eps);
+                continue;
+            }
+            if !opts.flatten {
                 for &s in level {
                     g.set_cap(self.sink_e[s], self.full_cap[s]);
                 }
