@@ -233,8 +233,20 @@ pub fn forecast_history(scenario: &Scenario) -> (DaysObserved, Vec<HistoricSessi
     (days, sessions)
 }
 
-/// The engine's online planner for this scenario, its forecast learnt from the history.
+/// The engine's online planner for this scenario, its forecast learnt from the history, with
+/// the engine's default configuration.
 pub fn online_planner(scenario: &Scenario) -> Result<OnlinePlanner, SimError> {
+    online_planner_with(
+        scenario,
+        OnlineConfig::for_slot_minutes(scenario.spec.slot_minutes),
+    )
+}
+
+/// As [`online_planner`], with a chosen configuration (for tuning experiments).
+pub fn online_planner_with(
+    scenario: &Scenario,
+    config: OnlineConfig,
+) -> Result<OnlinePlanner, SimError> {
     let (days, history) = forecast_history(scenario);
     let forecast = Forecast::learn(scenario.spec.slot_minutes, days, &history)
         .map_err(|e| SimError::Engine(e.to_string()))?;
@@ -252,11 +264,7 @@ pub fn online_planner(scenario: &Scenario) -> Result<OnlinePlanner, SimError> {
         slot_of_day_at_zero: 0,
         day_types,
     };
-    Ok(OnlinePlanner::new(
-        forecast,
-        calendar,
-        OnlineConfig::for_slot_minutes(scenario.spec.slot_minutes),
-    ))
+    Ok(OnlinePlanner::new(forecast, calendar, config))
 }
 
 /// Runs the online policy; returns each re-plan's time (ms).
