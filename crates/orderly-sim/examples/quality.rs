@@ -56,9 +56,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cli.from, cli.days, cli.slot_minutes
     );
     println!(
-        "| location | sessions | fraction | cap kW | policy | energy % req. | energy / opt. | cost CNY | cost / opt. | fully served % | peak kW | slots over cap | max over kW | re-plan ms mean / p95 / max | V2G out kWh | floor viol. |"
+        "| location | sessions | fraction | cap kW | policy | energy % req. | energy / opt. | cost CNY | cost / opt. | fully served % | peak kW | slots over cap | max over kW | re-plan ms mean / p95 / max | V2G out kWh | floor viol. | V2G cars short |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for location in locations {
         let mut args = base.clone();
         args.location = location.to_owned();
@@ -70,14 +70,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let none = vec![None; scenario.sessions.len()];
             let (opt, _) = simulate(&scenario, none.clone(), Policy::OfflineOptimal)?;
-            let mut rows: Vec<(String, Metrics)> = Vec::new();
+            let mut rows: Vec<(String, Metrics, String)> = Vec::new();
             for policy in Policy::ALL {
                 let (m, _) = if policy == Policy::OfflineOptimal {
                     (opt.clone(), ())
                 } else {
                     (simulate(&scenario, none.clone(), policy)?.0, ())
                 };
-                rows.push((policy.name().to_owned(), m));
+                rows.push((policy.name().to_owned(), m, "–".to_owned()));
             }
             // Forecast-free receding horizon: the offline solver on the cars plugged in now,
             // re-run at each event. Shows what the online planner's forecast is for.
@@ -87,6 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             rows.push((
                 "mpc without forecast".to_owned(),
                 Metrics::measure("mpc", &plant, &times),
+                "–".to_owned(),
             ));
             if cli.v2g_share > 0.0 {
                 let v2g = inputs.v2g(&scenario, cli.v2g_share)?;
@@ -94,14 +95,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .into_iter()
                     .filter(|p| matches!(p, Policy::Online | Policy::OfflineOptimal));
                 for policy in engine_policies {
-                    let (m, _) = simulate(&scenario, v2g.clone(), policy)?;
+                    let (m, plant) = simulate(&scenario, v2g.clone(), policy)?;
                     let name = format!("{} + V2G {:.0} %", policy.name(), cli.v2g_share * 100.0);
-                    rows.push((name, m));
+                    // V2G cars that left with less than they wanted, of all V2G cars.
+                    let cars: Vec<usize> = (0..scenario.sessions.len())
+                        .filter(|&i| plant.v2g[i].is_some())
+                        .collect();
+                    let short = cars
+                        .iter()
+                        .filter(|&&i| {
+                            plant.delivered_kwh(i)
+                                < scenario.sessions[i].wanted_kwh
+                                    - orderly_sim::metrics::FULLY_SERVED_TOLERANCE_KWH
+                        })
+                        .count();
+                    rows.push((name, m, format!("{short} / {}", cars.len())));
                 }
             }
-            for (name, m) in rows {
+            for (name, m, v2g_short) in rows {
                 println!(
-                    "| {location} | {} | {fraction:.2} | {:.3} | {name} | {:.3} | {:.5} | {:.2} | {:.4} | {:.1} | {:.3} | {} | {:.3} | {:.3} / {:.3} / {:.3} | {:.1} | {} |",
+                    "| {location} | {} | {fraction:.2} | {:.3} | {name} | {:.3} | {:.5} | {:.2} | {:.4} | {:.1} | {:.3} | {} | {:.3} | {:.3} / {:.3} / {:.3} | {:.1} | {} | {v2g_short} |",
                     m.sessions,
                     m.capacity_kw,
                     m.energy_delivered_pct,
