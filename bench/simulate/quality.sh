@@ -5,6 +5,7 @@
 #        [--min-sessions 100] [--v2g-share 0.3]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%Y-%m-%dT%H:%MZ); commit $(git rev-parse --short HEAD)"
+dirty=$(git status --porcelain -- crates/orderly-schedule crates/orderly-sim | wc -l)
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%Y-%m-%dT%H:%MZ); commit $(git rev-parse --short HEAD) ($dirty uncommitted files in the engine and simulator)"
 echo
 cargo run --quiet --release -p orderly-sim --example quality -- "$@"
