@@ -3,6 +3,10 @@ reconnects, replays and a server crash."""
 
 from __future__ import annotations
 
+import json
+
+import websockets
+
 from harness import (
     Api,
     call,
@@ -13,6 +17,7 @@ from harness import (
     new_id,
     new_tag,
     parse_ts,
+    raw_link,
     same_instant,
     timedelta,
     utcnow,
@@ -325,3 +330,77 @@ async def test_many_chargers_charging_at_once(server, api, tag):
         done = await api.transaction(tx)
         assert done["energy_wh"] == 1000
         assert [v for _, v in series(await api.meter_values(tx))] == [n + 100 * m for m in range(1, 6)]
+
+
+async def test_long_session_stop_with_full_transaction_data_is_recorded(server, api, cp_id, tag):
+    """A charger configured with StopTxnSampledData sends the whole session in
+    StopTransaction.transactionData: 10 h at one sample a minute of energy,
+    power and three phase currents is ~330 KB of JSON. If the server cannot
+    take it, the charger retries the same message forever and the transaction
+    is lost; refusing it is only acceptable with close code 1009 (RFC 6455)."""
+    t0 = utcnow() - timedelta(hours=11)
+    data = []
+    for minute in range(600):
+        ts = iso(t0 + timedelta(minutes=minute + 1))
+        data.append(
+            {
+                "timestamp": ts,
+                "sampledValue": [
+                    {
+                        "value": str(1000 + 120 * minute),
+                        "measurand": ENERGY,
+                        "unit": "Wh",
+                        "context": "Sample.Periodic",
+                    },
+                    {
+                        "value": "7200",
+                        "measurand": "Power.Active.Import",
+                        "unit": "W",
+                        "context": "Sample.Periodic",
+                    },
+                ]
+                + [
+                    {
+                        "value": "10.4",
+                        "measurand": "Current.Import",
+                        "phase": p,
+                        "unit": "A",
+                        "context": "Sample.Periodic",
+                    }
+                    for p in ("L1", "L2", "L3")
+                ],
+            }
+        )
+    stop = {
+        "transactionId": None,
+        "meterStop": 1000 + 120 * 600,
+        "timestamp": iso(t0 + timedelta(hours=10, minutes=1)),
+        "reason": "EVDisconnected",
+        "transactionData": data,
+    }
+    # Raw frames: the failure mode is the connection itself, which the raw link reports
+    # directly instead of as a response timeout.
+    async with raw_link(server, cp_id) as link:
+        await link.boot()
+        start = await link.call(
+            "StartTransaction",
+            {"connectorId": 1, "idTag": tag, "meterStart": 1000, "timestamp": iso(t0)},
+        )
+        tx_id = start[2]["transactionId"]
+        stop["transactionId"] = tx_id
+        text = json.dumps([2, "long-stop", "StopTransaction", stop])
+        await link.send_text(text)
+        try:
+            reply = await link.reply_to("long-stop")
+        except websockets.ConnectionClosed:
+            close = link.ws.close_code
+            assert close == 1009, (
+                f"a {len(text) // 1024} KiB StopTransaction got no answer: the connection ended with "
+                f"close code {close}; 1009 (message too big) is the least a refusal owes the charger, "
+                "and then the transaction is lost anyway"
+            )
+            return
+        assert reply[0] == 3, reply[:4]
+    done = await api.transaction(tx_id)
+    assert done["energy_wh"] == 120 * 600
+    assert len(series(await api.meter_values(tx_id))) == 600
