@@ -4,7 +4,12 @@ charger that reconnects before its old socket is gone."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
+import subprocess
+
+import pytest
 
 from harness import (
     Api,
@@ -12,6 +17,7 @@ from harness import (
     charge_point,
     new_id,
     open_ws,
+    refused_status,
     silent_peer,
 )
 
@@ -113,3 +119,34 @@ async def test_reconnect_before_the_old_socket_is_gone(server, api, cp_id):
 
 async def connected(api: Api, cp_id: str, want: bool) -> bool:
     return (await api.charger(cp_id))["connected"] is want
+
+
+@pytest.mark.parametrize(
+    "env,key",
+    [
+        ({"ORDERLY_HEARTBEAT_INTERVAL": "0"}, "heartbeat_interval"),
+        ({"ORDERLY_UNKNOWN_CHARGERS": "sometimes"}, "unknown_chargers"),
+        ({"ORDERLY_LISTEN": "not-an-address"}, "listen"),
+    ],
+    ids=["zero-heartbeat", "bad-policy", "bad-listen"],
+)
+def test_bad_configuration_is_refused_at_start(orderly_bin, tmp_path, env, key):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
+    full_env.update(env)
+    # --listen would override ORDERLY_LISTEN, so it is left out for that case.
+    args = [orderly_bin, "serve", "--data-dir", str(tmp_path / "data")]
+    if "ORDERLY_LISTEN" not in env:
+        args += ["--listen", "127.0.0.1:0"]
+    result = subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=60)
+    assert result.returncode != 0, result.stdout
+    assert "listening on" not in result.stdout
+    assert key in result.stderr.lower(), f"the error should name {key}: {result.stderr}"
+
+
+async def test_deleting_a_connected_charger_disconnects_it(server, api, cp_id):
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=0)
+        Api.ok(await api.delete(f"/chargers/{cp_id}"), 200, 204)
+        await asyncio.wait_for(cp._connection.wait_closed(), 15)
+    status, _ = await refused_status(server, cp_id)
+    assert status == 404

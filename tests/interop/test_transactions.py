@@ -404,3 +404,49 @@ async def test_long_session_stop_with_full_transaction_data_is_recorded(server, 
     done = await api.transaction(tx_id)
     assert done["energy_wh"] == 120 * 600
     assert len(series(await api.meter_values(tx_id))) == 600
+
+
+async def test_stop_sent_just_before_the_charger_hangs_up_is_recorded(server, api, cp_id, tag):
+    """TC_013 as the TCK's simulator does it: StopTransaction(HardReset), then
+    the socket closes before the answer can arrive. The server got the message,
+    so the transaction must be closed anyway."""
+    t0 = utcnow() - timedelta(minutes=20)
+    async with raw_link(server, cp_id) as link:
+        await link.boot()
+        start = await link.call(
+            "StartTransaction", {"connectorId": 1, "idTag": tag, "meterStart": 0, "timestamp": iso(t0)}
+        )
+        tx_id = start[2]["transactionId"]
+        stop = {
+            "transactionId": tx_id,
+            "meterStop": 4321,
+            "timestamp": iso(t0 + timedelta(minutes=10)),
+            "reason": "HardReset",
+        }
+        await link.send_text(json.dumps([2, "last-words", "StopTransaction", stop]))
+        # raw_link closes the socket here without reading the answer.
+
+    async def closed():
+        return (await api.transaction(tx_id))["stopped_at"] is not None
+
+    await api.wait_for("the stop to be recorded", closed)
+    done = await api.transaction(tx_id)
+    assert (done["energy_wh"], done["stop_reason"]) == (4321, "HardReset")
+
+
+async def test_pipelined_requests_are_all_answered_in_order(server, api, cp_id):
+    """A charger replaying its queue may not wait for each answer; the server
+    answers every CALL, in order (OCPP-J puts the one-at-a-time duty on the sender)."""
+    base = utcnow() - timedelta(minutes=10)
+    async with raw_link(server, cp_id) as link:
+        await link.boot()
+        ids = [f"pipe-{i}" for i in range(10)]
+        for i, unique_id in enumerate(ids):
+            payload = {
+                "connectorId": 1,
+                "meterValue": [energy_sample(base + timedelta(seconds=i), 100 * i, context="Sample.Clock")],
+            }
+            await link.send_text(json.dumps([2, unique_id, "MeterValues", payload]))
+        replies = [await link.recv_frame() for _ in ids]
+        assert [r[1] for r in replies] == ids, replies
+        assert all(r[0] == 3 for r in replies), replies
