@@ -1,6 +1,6 @@
 //! Group-commit throughput and latency, on SQLite and (if a URL is given) PostgreSQL.
 //!
-//!     cargo run --release -p orderly-store --example group_commit [-- CHARGERS SECONDS]
+//!     cargo run --release -p orderly-store --example group_commit [-- CHARGERS SECONDS [sqlite|postgres]]
 //!
 //! Set ORDERLY_TEST_POSTGRES_URL (an admin URL, e.g. postgres://postgres@127.0.0.1:5432/postgres)
 //! to also run on a fresh PostgreSQL database, dropped afterwards.
@@ -26,21 +26,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let chargers: usize = args.first().map_or(Ok(19_000), |a| a.parse())?;
     let seconds: u64 = args.get(1).map_or(Ok(20), |a| a.parse())?;
+    let only = args.get(2).map(String::as_str);
 
     let dir = tempfile::tempdir()?;
-    let url = sqlite_url(&dir.path().join("bench.db"));
-    println!("== SQLite (WAL, synchronous=FULL: the default) ==");
-    run(&url, StoreOptions::default(), chargers, seconds).await?;
-    let url = sqlite_url(&dir.path().join("bench-normal.db"));
-    println!("== SQLite (WAL, synchronous=NORMAL: not power-loss safe, for comparison) ==");
-    let normal = StoreOptions {
-        sqlite_synchronous_full: false,
-        ..StoreOptions::default()
-    };
-    run(&url, normal, chargers, seconds).await?;
+    if only != Some("postgres") {
+        let url = sqlite_url(&dir.path().join("bench.db"));
+        println!("== SQLite (WAL, synchronous=FULL: the default) ==");
+        run(&url, StoreOptions::default(), chargers, seconds).await?;
+        let url = sqlite_url(&dir.path().join("bench-normal.db"));
+        println!("== SQLite (WAL, synchronous=NORMAL: not power-loss safe, for comparison) ==");
+        let normal = StoreOptions {
+            sqlite_synchronous_full: false,
+            ..StoreOptions::default()
+        };
+        run(&url, normal, chargers, seconds).await?;
+    }
 
     match std::env::var("ORDERLY_TEST_POSTGRES_URL") {
-        Ok(admin) if !admin.trim().is_empty() => {
+        Ok(admin) if !admin.trim().is_empty() && only != Some("sqlite") => {
             sqlx::any::install_default_drivers();
             let name = format!("orderly_bench_{:08x}", rand::random::<u32>());
             let mut conn = sqlx::AnyConnection::connect(&admin).await?;

@@ -11,6 +11,7 @@
 //! - `ops`: each write operation and its SQL (idempotent StartTransaction, unknown stops…).
 //! - `rows`: row decoding and the id-tag authorization query shared by reads and writes.
 //! - `secrets`: argon2 charger passwords, SHA-256 API tokens.
+//! - `credentials`: bounded, cached charger password checks (reconnect storms).
 //! - [`error`]: the error type, [`StoreError`].
 //!
 //! Conventions: times are UTC instants ([`jiff::Timestamp`]) stored as BIGINT milliseconds; OCPP
@@ -23,6 +24,7 @@
 //! a commit, so no write waits for one. Foreign keys are on and a busy timeout of 5 s covers other processes
 //! (e.g. the CLI) writing to the same file.
 
+mod credentials;
 pub mod error;
 mod ops;
 mod rows;
@@ -100,6 +102,7 @@ struct Inner {
     pool: AnyPool,
     backend: Backend,
     writer: Writer,
+    verifier: credentials::Verifier,
 }
 
 impl std::fmt::Debug for Store {
@@ -164,6 +167,7 @@ impl Store {
             pool,
             backend,
             writer,
+            verifier: credentials::Verifier::new(),
         });
         if backend == Backend::Sqlite {
             tokio::spawn(checkpointer(Arc::downgrade(&inner)));
@@ -191,6 +195,14 @@ impl Store {
         &self.inner.pool
     }
 
+    /// argon2 is deliberately slow: hash on the blocking pool, before the op reaches the writer.
+    async fn hash_optional(&self, password: Option<String>) -> Result<Option<String>> {
+        match password {
+            None => Ok(None),
+            Some(p) => self.inner.verifier.hash(p).await.map(Some),
+        }
+    }
+
     async fn write(&self, op: Op) -> Result<Outcome> {
         self.inner.writer.submit(op).await
     }
@@ -200,7 +212,7 @@ impl Store {
     /// Registers a charger (operator action). A charger known only as `pending` is promoted;
     /// an already registered one is a [`StoreError::Conflict`]. The password is argon2-hashed.
     pub async fn register_charger(&self, new: NewCharger, now: Timestamp) -> Result<Registration> {
-        let password_hash = hash_optional(new.password).await?;
+        let password_hash = self.hash_optional(new.password).await?;
         match self
             .write(Op::RegisterCharger {
                 id: new.id,
@@ -246,7 +258,7 @@ impl Store {
         id: &ChargePointId,
         password: Option<String>,
     ) -> Result<()> {
-        let password_hash = hash_optional(password).await?;
+        let password_hash = self.hash_optional(password).await?;
         done(
             self.write(Op::SetChargerPassword {
                 id: id.clone(),
@@ -277,7 +289,9 @@ impl Store {
         rows_.iter().map(rows::charger).collect()
     }
 
-    /// Checks HTTP Basic credentials. The argon2 verification runs on the blocking pool.
+    /// Checks HTTP Basic credentials. argon2 runs on the blocking pool, at most one per CPU at a
+    /// time; a password already verified against the current hash is accepted from a
+    /// process-local cache (see `credentials`), so reconnects are cheap.
     pub async fn verify_charger_password(
         &self,
         id: &ChargePointId,
@@ -294,10 +308,11 @@ impl Store {
         let Some(hash) = hash else {
             return Ok(PasswordCheck::NoPasswordSet);
         };
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash))
-            .await
-            .map_err(|e| StoreError::PasswordHash(e.to_string()))??;
+        let ok = self
+            .inner
+            .verifier
+            .verify(id.as_str(), password, hash)
+            .await?;
         Ok(if ok {
             PasswordCheck::Valid
         } else {
@@ -749,17 +764,6 @@ async fn checkpointer(inner: std::sync::Weak<Inner>) {
         if let Err(e) = inner.pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
-    }
-}
-
-/// argon2 is deliberately slow: hash on the blocking pool, before the op reaches the writer.
-async fn hash_optional(password: Option<String>) -> Result<Option<String>> {
-    match password {
-        None => Ok(None),
-        Some(p) => tokio::task::spawn_blocking(move || secrets::hash_password(&p))
-            .await
-            .map_err(|e| StoreError::PasswordHash(e.to_string()))?
-            .map(Some),
     }
 }
 
