@@ -140,3 +140,19 @@ async def test_secrets_are_stored_hashed(server, api):
     assert password not in dump, "charger password stored in clear"
     assert server.admin_token not in dump, "admin token stored in clear"
     assert "$argon2" in dump, "no argon2 hash found in storage"
+
+
+async def test_charge_point_id_with_a_colon_and_basic_auth(server, api):
+    """Ids may contain ':' (the server's own id rule allows it), and with
+    security profile 1 the Basic user name is that id. The server knows the id
+    from the URL, so `id:password` can be split unambiguously; otherwise it must
+    refuse to register such an id with a password, not accept it and then
+    refuse every handshake with 401."""
+    cp_id = f"{new_id('CP')}:1"
+    created = await api.post("/chargers", {"id": cp_id, "password": "colon-id-pass-123"})
+    if created.status_code == 400:
+        assert "id" in created.json()["error"], created.text
+        return
+    assert created.status_code == 201, created.text
+    async with charge_point(server, cp_id, password="colon-id-pass-123") as cp:
+        await cp.boot(connectors=0)
