@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from harness import (
@@ -372,3 +374,14 @@ async def test_message_counter_counts_each_message(server, api, cp_id):
             after = heartbeat_series((await plain.get("/metrics")).text)
     grew = {k: after[k] - before.get(k, 0.0) for k in after}
     assert grew and all(delta == 3 for delta in grew.values()), (before, after)
+
+
+async def test_no_unsolicited_calls_after_boot(server, api, cp_id):
+    """Lesson L3: OCTT fails a CSMS that sends what the case does not expect
+    (e.g. a GetConfiguration right after boot). Every test's charge point
+    fails on an unscripted CALL; this one also leaves a quiet window after boot."""
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=2)
+        await cp.send(call.Heartbeat())
+        await asyncio.sleep(0.5)  # a negative check: a correct server passes regardless of timing
+        assert cp.received == [], cp.received

@@ -892,3 +892,26 @@ async def test_operation_body_that_is_not_json_is_400(server, api, cp_id):
         )
         assert response.status_code == 400, response.text
         assert "error" in response.json()
+
+
+async def test_a_call_that_timed_out_in_the_queue_is_never_sent(server, api, cp_id):
+    """An operator told "timed out" must be able to rely on the charger never
+    executing that command later (a RemoteStart arriving minutes late starts a
+    session nobody wants)."""
+    async with raw_link(server, cp_id) as link:
+        await link.boot()
+        first = asyncio.create_task(api.operation_raw(cp_id, "ClearCache", {}, timeout=10))
+        head = await link.recv_frame()
+        assert head[2] == "ClearCache"
+        late = await api.operation_raw(
+            cp_id, "RemoteStartTransaction", {"connectorId": 1, "idTag": "LATE"}, timeout=1
+        )
+        assert late.status_code == 504, late.text
+        await link.send_text(json.dumps([3, head[1], {"status": "Accepted"}]))
+        assert (await first).status_code == 200
+        # The RemoteStart must not follow now that the slot is free.
+        await link.heartbeat_works()
+        with pytest.raises(AssertionError, match="no frame"):
+            frame = await link.recv_frame(timeout=0.5)
+            raise RuntimeError(f"timed-out call was sent after all: {frame}")
+        assert not any(f[0] == 2 for f in link.other_frames), link.other_frames
