@@ -225,15 +225,18 @@ fn report(label: &str, lat: &mut [Duration], secs: f64, before: WriterStats, aft
     };
     let ops = after.operations - before.operations;
     let batches = (after.batches - before.batches).max(1);
+    let busy = (after.busy_micros - before.busy_micros) as f64;
     println!(
         "{label}: {} writes in {secs:.1} s = {:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
-         {batches} commits, {:.1} writes/commit, {} fallbacks",
+         {batches} commits, {:.1} writes/commit, mean commit {:.2} ms, writer busy {:.0}%, {} fallbacks",
         lat.len(),
         lat.len() as f64 / secs,
         pct(0.50),
         pct(0.99),
         lat.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
         ops as f64 / batches as f64,
+        busy / 1e3 / batches as f64,
+        busy / 1e4 / secs,
         after.fallbacks - before.fallbacks,
     );
 }

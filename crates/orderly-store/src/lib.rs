@@ -137,6 +137,10 @@ impl Store {
         let mut pool_options = PoolOptions::<Any>::new()
             .max_connections(max.max(2))
             .min_connections(0)
+            // No ping before every acquire: it would add a round trip to each group commit. A
+            // dead connection fails its query instead; the writer then retries op by op on
+            // fresh connections, and readers get the error.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30));
         if backend == Backend::Sqlite {
             let synchronous = if options.sqlite_synchronous_full {

@@ -449,4 +449,7 @@ pub struct WriterStats {
     pub operations: u64,
     /// Batches that failed as a whole and were retried one operation at a time.
     pub fallbacks: u64,
+    /// Wall time spent applying and committing batches, in microseconds (busy / batches = mean
+    /// commit time; busy / elapsed = how close the writer is to saturation).
+    pub busy_micros: u64,
 }

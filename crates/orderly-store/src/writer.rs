@@ -40,6 +40,7 @@ struct Stats {
     batches: AtomicU64,
     operations: AtomicU64,
     fallbacks: AtomicU64,
+    busy_micros: AtomicU64,
 }
 
 pub(crate) struct Writer {
@@ -77,6 +78,7 @@ impl Writer {
             batches: self.stats.batches.load(Ordering::Relaxed),
             operations: self.stats.operations.load(Ordering::Relaxed),
             fallbacks: self.stats.fallbacks.load(Ordering::Relaxed),
+            busy_micros: self.stats.busy_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -127,6 +129,13 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats
 
 /// Applies and answers every job in `batch` (leaving it empty).
 async fn apply(pool: &AnyPool, batch: &mut Vec<Job>, stats: &Stats) {
+    let started = std::time::Instant::now();
+    apply_untimed(pool, batch, stats).await;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
+}
+
+async fn apply_untimed(pool: &AnyPool, batch: &mut Vec<Job>, stats: &Stats) {
     let ops: Vec<&Op> = batch.iter().map(|j| &j.op).collect();
     match in_transaction(pool, &ops).await {
         Ok(results) => {
