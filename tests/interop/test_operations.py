@@ -361,6 +361,8 @@ async def test_tc_044_1_firmware_update_download_and_install(server, api, cp_id)
     async with charge_point(server, cp_id) as cp:  # rebooted into the new firmware
         await cp.boot(connectors=2)
         await cp.send(call.FirmwareStatusNotification(status="Installed"))
+    info = await api.charger(cp_id)
+    assert info["firmware_status"] == "Installed", info
 
 
 async def test_tc_044_2_firmware_update_download_failed(server, api, cp_id):
@@ -412,6 +414,7 @@ async def get_diagnostics(server, api, cp_id, final: str) -> None:
         )
         await cp.send(call.DiagnosticsStatusNotification(status="Uploading"))
         await cp.send(call.DiagnosticsStatusNotification(status=final))
+    assert (await api.charger(cp_id))["diagnostics_status"] == final
 
 
 async def test_tc_045_1_get_diagnostics(server, api, cp_id):
