@@ -7,7 +7,7 @@
 
 use jiff::Timestamp;
 use orderly_core::{ChargePointId, IdTag};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::StoreError;
 use crate::rows::{self, ms, opt_ms};
@@ -684,6 +684,10 @@ async fn stop_transaction(
     })))
 }
 
+/// Rows per INSERT statement: 13 parameters each stays far below both backends' limits, and a
+/// typical MeterValues (a handful of measurands × phases) becomes one statement.
+const SAMPLES_PER_STATEMENT: usize = 40;
+
 /// Inserts sampled values, skipping ones already stored (same charger, connector, time, measurand,
 /// phase, location, context).
 async fn insert_samples(
@@ -694,43 +698,69 @@ async fn insert_samples(
     values: &[MeterValue],
     received_at: Timestamp,
 ) -> Result<MeterValuesOutcome, sqlx::Error> {
+    let rows: Vec<(i64, &SampledValue)> = values
+        .iter()
+        .flat_map(|mv| {
+            mv.sampled_values
+                .iter()
+                .map(move |sv| (ms(mv.timestamp), sv))
+        })
+        .collect();
     let mut out = MeterValuesOutcome::default();
-    for mv in values {
-        for sv in &mv.sampled_values {
+    for chunk in rows.chunks(SAMPLES_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO meter_values (charger_id, connector_id, timestamp_ms, measurand, phase, \
+             location, context, transaction_id, unit, format, value_text, value_num, received_at_ms) \
+             VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let p = i * 13;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for k in 1..=13 {
+                if k > 1 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", p + k));
+            }
+            sql.push(')');
+        }
+        sql.push_str(
+            " ON CONFLICT (charger_id, connector_id, timestamp_ms, measurand, phase, location, \
+             context) DO NOTHING",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (at, sv) in chunk {
             let format = sv.format.as_deref().unwrap_or("Raw");
             // Only Raw values are numbers; SignedData is an opaque blob that may look numeric.
             let number = (format == "Raw")
                 .then(|| sv.value.trim().parse::<f64>().ok())
                 .flatten()
                 .filter(|v| v.is_finite());
-            let r = sqlx::query(
-                "INSERT INTO meter_values (charger_id, connector_id, timestamp_ms, measurand, phase, \
-                 location, context, transaction_id, unit, format, value_text, value_num, received_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 ON CONFLICT (charger_id, connector_id, timestamp_ms, measurand, phase, location, context) \
-                 DO NOTHING",
-            )
-            .bind(charger.as_str())
-            .bind(i64::from(connector_id))
-            .bind(ms(mv.timestamp))
-            .bind(sv.measurand.as_deref().unwrap_or("Energy.Active.Import.Register"))
-            .bind(sv.phase.as_deref().unwrap_or(""))
-            .bind(sv.location.as_deref().unwrap_or("Outlet"))
-            .bind(sv.context.as_deref().unwrap_or("Sample.Periodic"))
-            .bind(transaction_id.map(|t| i64::from(t.0)))
-            .bind(sv.unit.as_deref().unwrap_or("Wh"))
-            .bind(format)
-            .bind(sv.value.as_str())
-            .bind(number)
-            .bind(ms(received_at))
-            .execute(&mut *conn)
-            .await?;
-            if r.rows_affected() > 0 {
-                out.stored += 1;
-            } else {
-                out.duplicates += 1;
-            }
+            q = q
+                .bind(charger.as_str())
+                .bind(i64::from(connector_id))
+                .bind(*at)
+                .bind(
+                    sv.measurand
+                        .as_deref()
+                        .unwrap_or("Energy.Active.Import.Register"),
+                )
+                .bind(sv.phase.as_deref().unwrap_or(""))
+                .bind(sv.location.as_deref().unwrap_or("Outlet"))
+                .bind(sv.context.as_deref().unwrap_or("Sample.Periodic"))
+                .bind(transaction_id.map(|t| i64::from(t.0)))
+                .bind(sv.unit.as_deref().unwrap_or("Wh"))
+                .bind(format)
+                .bind(sv.value.as_str())
+                .bind(number)
+                .bind(ms(received_at));
         }
+        let stored = usize::try_from(q.execute(&mut *conn).await?.rows_affected()).unwrap_or(0);
+        out.stored += stored;
+        out.duplicates += chunk.len() - stored.min(chunk.len());
     }
     Ok(out)
 }

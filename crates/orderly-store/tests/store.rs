@@ -951,3 +951,89 @@ async fn writes_after_close_fail_cleanly() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn large_meter_values_messages_are_stored_whole_and_deduplicated() {
+    each_backend(|url| async move {
+        let store = Store::open(&url).await.unwrap();
+        let now = t(NOW);
+        // 3 meter values × 35 samples = 105 rows: more than one INSERT statement's worth.
+        let values: Vec<MeterValue> = (0..3)
+            .map(|m| MeterValue {
+                timestamp: t(NOW) + jiff::SignedDuration::from_mins(m),
+                sampled_values: (0..35)
+                    .map(|k| SampledValue {
+                        value: format!("{}.5", m * 100 + k),
+                        measurand: Some(format!("Vendor.Measurand.{k:02}")),
+                        ..SampledValue::default()
+                    })
+                    .collect(),
+            })
+            .collect();
+        let report = MeterValuesReport {
+            charger_id: cp("CP1"),
+            connector_id: 1,
+            transaction_id: None,
+            meter_values: values,
+        };
+        let first = store
+            .record_meter_values(report.clone(), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            MeterValuesOutcome {
+                stored: 105,
+                duplicates: 0
+            }
+        );
+        let again = store.record_meter_values(report, now).await.unwrap();
+        assert_eq!(
+            again,
+            MeterValuesOutcome {
+                stored: 0,
+                duplicates: 105
+            }
+        );
+        let stored = store
+            .connector_meter_values(&cp("CP1"), 1, t(NOW), t("2026-11-27T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 105);
+        assert_eq!(stored[0].measurand, "Vendor.Measurand.00");
+        assert_eq!(stored[104].value_number, Some(234.5));
+
+        // The same sample twice inside one message is stored once.
+        let twice = MeterValue {
+            timestamp: t("2026-11-26T13:00:00Z"),
+            sampled_values: vec![
+                SampledValue {
+                    value: "1".into(),
+                    ..SampledValue::default()
+                };
+                2
+            ],
+        };
+        let out = store
+            .record_meter_values(
+                MeterValuesReport {
+                    charger_id: cp("CP1"),
+                    connector_id: 1,
+                    transaction_id: None,
+                    meter_values: vec![twice],
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            MeterValuesOutcome {
+                stored: 1,
+                duplicates: 1
+            }
+        );
+        store.close().await;
+    })
+    .await;
+}
