@@ -203,21 +203,6 @@ pub async fn charger(command: ChargerCommand, out: &mut impl Write) -> anyhow::R
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Pattern;
-
-    #[test]
-    fn patterns_render_like_printf() {
-        assert_eq!(Pattern::parse("LG%05d").unwrap().render(42), "LG00042");
-        assert_eq!(Pattern::parse("cp-%d-x").unwrap().render(7), "cp-7-x");
-        assert_eq!(Pattern::parse("%3d").unwrap().render(7), "  7");
-        assert_eq!(Pattern::parse("pw%%fixed").unwrap().render(7), "pw%fixed");
-        assert!(Pattern::parse("%d%d").is_err());
-        assert!(Pattern::parse("%s").is_err());
-    }
-}
-
 /// Run `orderly id-tag …`, writing results to `out`.
 pub async fn id_tag(command: IdTagCommand, out: &mut impl Write) -> anyhow::Result<()> {
     match command {
@@ -265,4 +250,19 @@ pub async fn id_tag(command: IdTagCommand, out: &mut impl Write) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pattern;
+
+    #[test]
+    fn patterns_render_like_printf() {
+        assert_eq!(Pattern::parse("LG%05d").unwrap().render(42), "LG00042");
+        assert_eq!(Pattern::parse("cp-%d-x").unwrap().render(7), "cp-7-x");
+        assert_eq!(Pattern::parse("%3d").unwrap().render(7), "  7");
+        assert_eq!(Pattern::parse("pw%%fixed").unwrap().render(7), "pw%fixed");
+        assert!(Pattern::parse("%d%d").is_err());
+        assert!(Pattern::parse("%s").is_err());
+    }
 }

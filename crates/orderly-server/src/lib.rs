@@ -33,6 +33,9 @@ use std::future::Future;
 use std::io::Write;
 use tokio::net::TcpListener;
 
+/// How long shutdown waits for charger connections to finish their current answer.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Errors that stop the server from starting or serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -103,11 +106,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = state.store().clone();
-    let result = axum::serve(listener, app(state))
+    let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
-    store.close().await;
+    // WebSockets are not HTTP connections any more, so axum does not wait for them: close them,
+    // let answers in progress finish, then flush the writer.
+    state.registry().disconnect_all();
+    if !state.registry().wait_idle(SHUTDOWN_GRACE).await {
+        tracing::warn!("some charger connections did not close within {SHUTDOWN_GRACE:?}");
+    }
+    state.store().close().await;
     Ok(result?)
 }
 

@@ -12,6 +12,10 @@ pub const CONNECTED_CHARGERS: &str = "orderly_connected_chargers";
 pub const MESSAGES_TOTAL: &str = "orderly_ocpp_messages_total";
 pub const HANDLING_SECONDS: &str = "orderly_ocpp_handling_seconds";
 pub const ERRORS_TOTAL: &str = "orderly_ocpp_errors_total";
+pub const STORE_BATCHES: &str = "orderly_store_write_batches_total";
+pub const STORE_OPERATIONS: &str = "orderly_store_write_operations_total";
+pub const STORE_FALLBACKS: &str = "orderly_store_write_fallbacks_total";
+pub const STORE_BUSY: &str = "orderly_store_writer_busy_microseconds_total";
 
 /// Message direction label values.
 pub const INBOUND: &str = "in";
@@ -79,10 +83,15 @@ pub fn handling_time(elapsed: Duration) {
     metrics::histogram!(HANDLING_SECONDS).record(elapsed.as_secs_f64());
 }
 
-/// Render the Prometheus text exposition, with the connected-chargers gauge set to `connected`.
-pub fn render(connected: usize) -> String {
+/// Render the Prometheus text exposition, with the connected-chargers gauge set to `connected`
+/// and the store's writer counters to `writer`.
+pub fn render(connected: usize, writer: orderly_store::WriterStats) -> String {
     let handle = handle();
     metrics::gauge!(CONNECTED_CHARGERS).set(connected as f64);
+    metrics::counter!(STORE_BATCHES).absolute(writer.batches);
+    metrics::counter!(STORE_OPERATIONS).absolute(writer.operations);
+    metrics::counter!(STORE_FALLBACKS).absolute(writer.fallbacks);
+    metrics::counter!(STORE_BUSY).absolute(writer.busy_micros);
     handle.run_upkeep();
     handle.render()
 }

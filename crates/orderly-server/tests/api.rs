@@ -536,3 +536,15 @@ async fn a_newer_connection_replaces_the_older_and_removal_disconnects() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn shutdown_closes_charger_connections() {
+    each_backend(|backend| async move {
+        let app = app(backend).await;
+        app.add_charger("CP1", None).await;
+        let mut cp = app.charge_point("CP1", None).await;
+        cp.boot().await;
+        tokio::join!(app.stop(), cp.expect_closed());
+    })
+    .await;
+}

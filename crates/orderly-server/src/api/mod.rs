@@ -160,6 +160,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::metrics::render(state.registry().len()),
+        crate::metrics::render(state.registry().len(), state.store().writer_stats()),
     )
 }

@@ -10,7 +10,7 @@ use orderly_ocpp::Action;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,6 +54,10 @@ struct Entry {
 pub struct Registry {
     entries: Mutex<HashMap<ChargePointId, Entry>>,
     next_serial: AtomicU64,
+    /// Driver tasks still running, including replaced ones not yet finished.
+    live: AtomicUsize,
+    /// Signalled whenever a driver unregisters (for shutdown to wait on).
+    unregistered: tokio::sync::Notify,
 }
 
 /// What a driver task gets when it registers.
@@ -69,6 +73,7 @@ impl Registry {
     /// Register a new connection for `id`, replacing (and thereby closing) any older one.
     pub fn register(&self, id: ChargePointId) -> Registration {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        self.live.fetch_add(1, Ordering::SeqCst);
         let (sender, commands) = mpsc::channel(COMMAND_QUEUE);
         let old = self.lock().insert(id, Entry { serial, sender });
         Registration {
@@ -78,13 +83,40 @@ impl Registry {
         }
     }
 
-    /// Remove `id` if it is still registered by connection `serial` (a replaced connection must
-    /// not remove its successor).
+    /// A driver ends: remove `id` if it is still registered by connection `serial` (a replaced
+    /// connection must not remove its successor). Call exactly once per [`Registry::register`].
     pub fn unregister(&self, id: &ChargePointId, serial: ConnectionSerial) {
-        let mut entries = self.lock();
-        if entries.get(id).is_some_and(|e| e.serial == serial) {
-            entries.remove(id);
+        {
+            let mut entries = self.lock();
+            if entries.get(id).is_some_and(|e| e.serial == serial) {
+                entries.remove(id);
+            }
         }
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        self.unregistered.notify_waiters();
+    }
+
+    /// Close every connection (server shutdown).
+    pub fn disconnect_all(&self) {
+        self.lock().clear();
+    }
+
+    /// Wait until every driver task has ended, or `limit` has passed; returns whether all did.
+    /// Drivers unregister after their last answer, so this lets in-flight answers finish.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.unregistered.notified();
+                tokio::pin!(notified);
+                // Register interest before checking, so a notification in between is not lost.
+                notified.as_mut().enable();
+                if self.live.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
 
     /// Close the connection of `id`, if any (e.g. its charger was removed): its driver sees the
@@ -142,5 +174,23 @@ mod tests {
         registry.unregister(&id("CP1"), second.serial);
         assert!(!registry.is_connected(&id("CP1")));
         assert!(registry.is_empty());
+        assert!(registry.wait_idle(Duration::ZERO).await);
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_running_drivers() {
+        let registry = std::sync::Arc::new(Registry::default());
+        let mut driver = registry.register(id("CP1"));
+        registry.disconnect_all();
+        assert!(registry.is_empty());
+        // The driver is still running (it has not unregistered): not idle yet.
+        assert!(!registry.wait_idle(Duration::ZERO).await);
+        let waiter = tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.wait_idle(Duration::from_secs(60)).await }
+        });
+        assert!(driver.commands.recv().await.is_none());
+        registry.unregister(&id("CP1"), driver.serial);
+        assert!(waiter.await.unwrap());
     }
 }

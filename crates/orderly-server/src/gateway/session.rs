@@ -29,7 +29,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
     ClosedByCharger,
-    Replaced,
+    /// The registry dropped this connection: a newer one replaced it, its charger was removed,
+    /// or the server is shutting down.
+    Dropped,
     Dead,
     SocketError,
 }
@@ -88,7 +90,7 @@ pub async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
                     on_operator_call(&mut connection, &mut waiting, *call);
                     Step::Continue(None)
                 }
-                None => Step::End(End::Replaced),
+                None => Step::End(End::Dropped),
             },
             () = &mut sleep => {
                 armed = None;
@@ -127,12 +129,11 @@ pub async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
     for event in connection.close() {
         complete(&mut waiting, event);
     }
-    state.registry().unregister(&session.id, serial);
     match end {
-        End::Replaced => {
+        End::Dropped => {
             let frame = CloseFrame {
-                code: close_code::POLICY,
-                reason: "replaced".into(),
+                code: close_code::AWAY,
+                reason: "closed by the server".into(),
             };
             let _ = send(&mut socket, Message::Close(Some(frame))).await;
         }
@@ -141,6 +142,8 @@ pub async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
         }
         End::ClosedByCharger | End::SocketError => {}
     }
+    // Last, so that waiting for an empty registry means every answer has been sent.
+    state.registry().unregister(&session.id, serial);
     tracing::debug!(charger = %session.id, ?end, "disconnected");
 }
 
