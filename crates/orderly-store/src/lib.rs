@@ -14,6 +14,33 @@
 //! - `credentials`: bounded, cached charger password checks (reconnect storms).
 //! - [`error`]: the error type, [`StoreError`].
 //!
+//! Usage (the server opens one store and clones it into every handler):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), orderly_store::StoreError> {
+//! use orderly_core::{ChargePointId, IdTag};
+//! use orderly_store::{StartTransaction, Store, sqlite_url};
+//!
+//! let store = Store::open(&sqlite_url("orderly-data/orderly.db".as_ref())).await?;
+//! let now = jiff::Timestamp::now();
+//! let started = store
+//!     .start_transaction(
+//!         StartTransaction {
+//!             charger_id: ChargePointId::parse("CP1").unwrap(),
+//!             connector_id: 1,
+//!             id_tag: IdTag::parse("04A2B3C4").unwrap(),
+//!             meter_start_wh: 1200,
+//!             timestamp: now,
+//!             reservation_id: None,
+//!         },
+//!         now,
+//!     )
+//!     .await?; // committed: safe to answer StartTransaction.conf now
+//! println!("transactionId {}", started.transaction_id);
+//! store.close().await;
+//! # Ok(()) }
+//! ```
+//!
 //! Conventions: times are UTC instants ([`jiff::Timestamp`]) stored as BIGINT milliseconds; OCPP
 //! enumerations the store need not interpret are kept as the strings received.
 //!

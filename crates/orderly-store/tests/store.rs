@@ -50,6 +50,12 @@ const NOW: &str = "2026-11-26T12:00:00Z";
 async fn migrations_run_at_open_and_reopen_is_idempotent() {
     each_backend(|url| async move {
         let store = Store::open(&url).await.unwrap();
+        let expected = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        assert_eq!(store.backend(), expected);
         assert!(store.list_chargers().await.unwrap().is_empty());
         store
             .register_charger(new_charger("CP1", None), t(NOW))
