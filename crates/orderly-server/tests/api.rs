@@ -548,3 +548,60 @@ async fn shutdown_closes_charger_connections() {
     })
     .await;
 }
+
+/// A charger that stops answering (here: never reads, so never pongs) is pinged after half a
+/// heartbeat interval of silence and dropped after a whole one.
+#[tokio::test]
+async fn a_silent_connection_is_pinged_then_closed_within_the_heartbeat_interval() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    each_backend(|backend| async move {
+        let app = spawn_app(backend, |c| c.heartbeat_interval = 2).await;
+        app.add_charger("CP1", None).await;
+        // A raw socket: no WebSocket library, so nothing answers the server's ping.
+        let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let request = format!(
+            "GET /ocpp/CP1 HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n",
+            app.addr
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = tokio::time::timeout(helpers::WAIT, tcp.read(&mut chunk))
+                .await
+                .expect("the server closes a silent connection in time")
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&chunk[..n]);
+        }
+        let head_end = received
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("HTTP head")
+            + 4;
+        assert!(
+            received.starts_with(b"HTTP/1.1 101"),
+            "{:?}",
+            String::from_utf8_lossy(&received)
+        );
+        // Server frames are unmasked: byte 0 is FIN + opcode, byte 1 the (short) length.
+        let mut opcodes = Vec::new();
+        let mut frames = &received[head_end..];
+        while frames.len() >= 2 {
+            let len = usize::from(frames[1] & 0x7f);
+            opcodes.push(frames[0] & 0x0f);
+            frames = &frames[(2 + len).min(frames.len())..];
+        }
+        assert_eq!(opcodes.first(), Some(&0x9), "a ping first: {opcodes:?}");
+        assert_eq!(
+            app.get("/api/v1/chargers/CP1").await.body["connected"],
+            false
+        );
+        app.stop().await;
+    })
+    .await;
+}
