@@ -70,6 +70,7 @@ impl FlowBuilder {
             iter: vec![0; n],
             queue: Vec::with_capacity(n),
             path: Vec::new(),
+            seen: vec![false; n],
         }
     }
 }
@@ -88,6 +89,8 @@ pub(crate) struct FlowGraph {
     iter: Vec<usize>,
     queue: Vec<u32>,
     path: Vec<u32>,
+    /// Marks of the backward search, all false between searches.
+    seen: Vec<bool>,
 }
 
 impl FlowGraph {
@@ -141,8 +144,8 @@ impl FlowGraph {
 
     /// Augment to a maximum after opening the edge `last` (into `t`) when every other open edge
     /// into `t` is already maximal, so every augmenting path ends with `last`: the two-edge paths
-    /// source → u → tail are pushed in one sweep of the tail's neighbours, then Dinic finishes.
-    /// Returns the amount added.
+    /// source → u → tail are pushed in one sweep of the tail's neighbours, then Dinic finishes
+    /// if a backward search shows that more can reach the tail. Returns the amount added.
     pub(crate) fn augment_into(&mut self, s: usize, t: usize, last: EdgeId, eps: f64) -> f64 {
         let last_pos = self.fwd[last] as usize;
         let tail = self.to[self.rev[last_pos] as usize] as usize;
@@ -174,9 +177,51 @@ impl FlowGraph {
             }
             total += b;
         }
-        // The rest needs rerouting: blocking flows from the source, which can only end here
-        // because every other open edge into `t` already carries all it can.
+        // The rest needs rerouting. First a cheap check, searching backwards from the tail: when
+        // every car that could send more is fully served, the search stays among the few nodes
+        // near the tail, where a forward search would sweep every car still waiting.
+        if self.res[last_pos] <= eps || !self.reaches_backwards(s, t, tail, eps) {
+            return total;
+        }
+        // Blocking flows from the source, which can only end here because every other open
+        // edge into `t` already carries all it can.
         total + self.max_flow(s, t, eps)
+    }
+
+    /// Whether `s` reaches `tail` in the residual graph without passing through `t`.
+    fn reaches_backwards(&mut self, s: usize, t: usize, tail: usize, eps: f64) -> bool {
+        let n = self.level.len();
+        if self.seen.len() != n {
+            self.seen = vec![false; n];
+        }
+        self.queue.clear();
+        self.queue.push(tail as u32);
+        self.seen[tail] = true;
+        self.seen[t] = true;
+        let mut head = 0;
+        let mut found = false;
+        'search: while head < self.queue.len() {
+            let v = self.queue[head] as usize;
+            head += 1;
+            for e in self.start[v]..self.start[v + 1] {
+                let u = self.to[e] as usize;
+                // The edge u → v is the reverse of e.
+                if !self.seen[u] && self.res[self.rev[e] as usize] > eps {
+                    if u == s {
+                        found = true;
+                        break 'search;
+                    }
+                    self.seen[u] = true;
+                    self.queue.push(u as u32);
+                }
+            }
+        }
+        // Reset only what was marked.
+        for &v in &self.queue {
+            self.seen[v as usize] = false;
+        }
+        self.seen[t] = false;
+        found
     }
 
     /// Nodes reachable from `s` in the residual graph: the source side of a minimum cut.

@@ -13,7 +13,7 @@ pub(crate) const REL_TOL: f64 = 1e-9;
 /// The exact offline optimum of `problem`, with the lexicographic objective of the crate docs.
 pub fn solve_offline(problem: &Problem) -> Result<Plan, ScheduleError> {
     validate(problem)?;
-    let power = plan_powers(problem, &SolveOptions::default())?;
+    let power = plan_powers(problem, &SolveOptions::default(), problem.sessions.len())?;
     Ok(assemble(problem, power))
 }
 
@@ -21,6 +21,7 @@ pub fn solve_offline(problem: &Problem) -> Result<Plan, ScheduleError> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SolveOptions {
     pub flatten: bool,
+    pub early: bool,
     pub repair_min_power: bool,
     pub v2g: bool,
 }
@@ -29,6 +30,7 @@ impl Default for SolveOptions {
     fn default() -> Self {
         Self {
             flatten: true,
+            early: false,
             repair_min_power: true,
             v2g: true,
         }
@@ -120,10 +122,12 @@ pub(crate) fn window(s: &Session, slots: usize) -> (usize, usize) {
     (s.arrival_slot.min(d), d)
 }
 
-/// Power per session per slot (kW), the pipeline without validation and assembly.
+/// Power per session per slot (kW), the pipeline without validation and assembly. Sessions from
+/// index `ghosts_from` on are the online planner's ghosts.
 pub(crate) fn plan_powers(
     p: &Problem,
     opts: &SolveOptions,
+    ghosts_from: usize,
 ) -> Result<Vec<Vec<f64>>, ScheduleError> {
     let slots = p.price.len();
     let h = slot_hours(p);
@@ -146,6 +150,7 @@ pub(crate) fn plan_powers(
                 departure: d,
                 energy_kwh: s.energy_kwh,
                 max_kw: s.max_kw,
+                ghost: i >= ghosts_from,
             }
         })
         .collect();
@@ -157,6 +162,7 @@ pub(crate) fn plan_powers(
         &cars,
         Options {
             flatten: opts.flatten,
+            early: opts.early,
         },
     );
     for (k, &i) in normal.iter().enumerate() {

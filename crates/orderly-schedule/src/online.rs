@@ -96,8 +96,8 @@ impl Forecast {
         history: &[HistoricSession],
     ) -> Result<Self, ScheduleError> {
         let slots_per_day = slots_per_day(slot_minutes)?;
-        let block_arrival = (30 / slot_minutes).max(1) as usize;
-        let block_duration = (60 / slot_minutes).max(1) as usize;
+        let block_arrival = (60 / slot_minutes).max(1) as usize;
+        let block_duration = (120 / slot_minutes).max(1) as usize;
         // (day type, arrival block, duration block) → sums
         let mut groups: BTreeMap<(usize, usize, usize), [f64; 5]> = BTreeMap::new();
         for (k, h) in history.iter().enumerate() {
@@ -172,6 +172,9 @@ pub struct OnlineConfig {
     pub lookahead_slots: usize,
     /// Multiplier on the forecast's energy and power (a margin for days busier than average).
     pub forecast_scale: f64,
+    /// Within a price level, charge in the earlier slots first instead of levelling the load:
+    /// the same cost, and energy banked early cannot be crowded out by a busy evening.
+    pub early: bool,
 }
 
 impl OnlineConfig {
@@ -180,6 +183,7 @@ impl OnlineConfig {
         Self {
             lookahead_slots: (1440 / slot_minutes.max(1)) as usize,
             forecast_scale: 1.0,
+            early: true,
         }
     }
 }
@@ -279,7 +283,11 @@ impl OnlinePlanner {
             price: problem.price[now..end].to_vec(),
             sessions: problem.sessions.iter().chain(&ghosts).map(shift).collect(),
         };
-        let mut power = offline::plan_powers(&sub, &SolveOptions::default())?;
+        let opts = SolveOptions {
+            early: self.config.early,
+            ..SolveOptions::default()
+        };
+        let mut power = offline::plan_powers(&sub, &opts, real)?;
         power.truncate(real);
         let full = power
             .into_iter()

@@ -32,6 +32,9 @@ pub(crate) struct Car {
     pub departure: usize,
     pub energy_kwh: f64,
     pub max_kw: f64,
+    /// Ghosts (the online planner's expected arrivals) yield to real cars when not everyone can
+    /// be served: real cars' energy is maximised (fairly) first, the ghosts share what is left.
+    pub ghost: bool,
 }
 
 /// A run of slots `start..end` in which a car draws a constant power.
@@ -47,11 +50,18 @@ pub(crate) struct Run {
 pub(crate) struct Options {
     /// Flatten the load within each price level (objective (d)).
     pub flatten: bool,
+    /// Instead, fill the earlier slots of each price level first: the online planner's hedge,
+    /// free in cost, against arrivals busier than forecast (energy banked early cannot be
+    /// crowded out later).
+    pub early: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { flatten: true }
+        Self {
+            flatten: true,
+            early: false,
+        }
     }
 }
 
@@ -205,7 +215,16 @@ pub(crate) fn solve(
     let served = ctx.cheapest(&mut g, &src_e, &energies, &levels, opts);
     if served < demand - tol {
         // Shortfall: make the served fractions max-min fair, then plan those energies cheaply.
-        let x = ctx.fair_targets(&mut g, &src_e, &energies);
+        let ghost: Vec<bool> = active.iter().map(|&i| cars[i].ghost).collect();
+        let mut x = vec![0.0; ghost.len()];
+        if ghost.iter().any(|&g| g) {
+            // Real cars first, with the ghosts held at zero; then the ghosts, real cars held.
+            let real = ctx.fair_targets(&mut g, &src_e, &energies, &ghost, &x);
+            let real_fixed: Vec<bool> = ghost.iter().map(|&g| !g).collect();
+            x = ctx.fair_targets(&mut g, &src_e, &energies, &real_fixed, &real);
+        } else {
+            x = ctx.fair_targets(&mut g, &src_e, &energies, &ghost, &x);
+        }
         ctx.cheapest(&mut g, &src_e, &x, &levels, opts);
     }
 
@@ -266,9 +285,12 @@ impl Ctx<'_> {
                 // Everyone is served: dearer levels would carry nothing.
                 break;
             }
-            if let [s] = level[..] {
-                g.set_cap(self.sink_e[s], self.full_cap[s]);
-                served += g.augment_into(SOURCE, SINK, self.sink_e[s], self.eps);
+            if level.len() == 1 || opts.early {
+                // Segments are numbered in time order, and so sorted within a level.
+                for &s in level {
+                    g.set_cap(self.sink_e[s], self.full_cap[s]);
+                    served += g.augment_into(SOURCE, SINK, self.sink_e[s], self.eps);
+                }
                 continue;
             }
             if !opts.flatten {
@@ -355,14 +377,22 @@ impl Ctx<'_> {
     }
 
     /// Max-min fair served energies (fraction of each car's request), lexicographically.
-    fn fair_targets(&self, g: &mut FlowGraph, src_e: &[EdgeId], energies: &[f64]) -> Vec<f64> {
+    /// Cars marked `fixed` keep the energy given in `x0`; the others are filled fairly.
+    fn fair_targets(
+        &self,
+        g: &mut FlowGraph,
+        src_e: &[EdgeId],
+        energies: &[f64],
+        fixed: &[bool],
+        x0: &[f64],
+    ) -> Vec<f64> {
         let n = energies.len();
         for (s, &e) in self.sink_e.iter().enumerate() {
             g.set_cap(e, self.full_cap[s]);
         }
-        let mut x = vec![0.0; n];
-        let mut frozen = vec![false; n];
-        let mut left = n;
+        let mut x = x0.to_vec();
+        let mut frozen = fixed.to_vec();
+        let mut left = frozen.iter().filter(|&&f| !f).count();
         while left > 0 {
             let mut lambda = 1.0f64;
             let mut bottleneck: Vec<usize> = Vec::new();

@@ -51,6 +51,7 @@ fn day(ghost_scale: f64) -> (OnlinePlanner, Problem) {
         OnlineConfig {
             lookahead_slots: 96,
             forecast_scale: ghost_scale,
+            early: true,
         },
     );
     let slots = 96;
@@ -104,4 +105,26 @@ fn ghosts_hold_back_the_valley_for_expected_arrivals() {
 fn online_rejects_now_past_the_horizon() {
     let (planner, pr) = day(1.0);
     assert!(planner.plan(96, &pr).is_err());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 96, ..Default::default() })]
+
+    /// Without a forecast, a re-plan at slot 0 sees everything: its plan (earliest slots first
+    /// within a price level) must deliver the same energy at the same cost as the offline optimum.
+    #[test]
+    fn replan_at_zero_without_forecast_is_optimal(pr in common::problem(12)) {
+        let planner = OnlinePlanner::new(
+            Forecast::none(pr.slot_minutes).unwrap(),
+            Calendar { slot_of_day_at_zero: 0, day_types: vec![DayType::Weekday] },
+            OnlineConfig::for_slot_minutes(pr.slot_minutes),
+        );
+        let online = planner.plan(0, &pr).unwrap();
+        let offline = solve_offline(&pr).unwrap();
+        common::check_invariants(&pr, &online).map_err(proptest::test_runner::TestCaseError::fail)?;
+        let (e1, e0) = (common::plan_energy(&online), common::plan_energy(&offline));
+        let (c1, c0) = (common::plan_cost(&online), common::plan_cost(&offline));
+        proptest::prop_assert!(common::close(e1, e0, 1e-9, 1e-3), "energy {e1} vs {e0}");
+        proptest::prop_assert!(common::close(c1, c0, 1e-9, 1e-3), "cost {c1} vs {c0}");
+    }
 }
