@@ -41,6 +41,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Every charger message recorded here (status, meter values, start, stop, firmware and
+//! diagnostics status, boot, heartbeat) also moves the charger's `last_seen_at` forward, in the
+//! same commit; there is no need to call [`Store::record_seen`] besides them.
+//!
 //! Conventions: times are UTC instants ([`jiff::Timestamp`]) stored as BIGINT milliseconds; OCPP
 //! enumerations the store need not interpret are kept as the strings received.
 //!

@@ -5,6 +5,8 @@
 //! the inner `Err` is a decision about this operation only (conflict, not found, invalid) and is
 //! taken *before* the operation writes anything, so the rest of the batch commits unaffected.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use orderly_core::{ChargePointId, IdTag};
 use sqlx::{AnyConnection, AssertSqlSafe};
@@ -112,6 +114,45 @@ pub(crate) enum Op {
 
 type Applied = Result<OpResult, sqlx::Error>;
 
+/// Last-seen times collected over one database transaction, written by [`Touches::flush`] in one
+/// statement per 400 chargers instead of one per message.
+#[derive(Default)]
+pub(crate) struct Touches(HashMap<String, i64>);
+
+impl Touches {
+    fn add(&mut self, id: &ChargePointId, at: Timestamp) {
+        let at = ms(at);
+        let slot = self.0.entry(id.as_str().to_owned()).or_insert(at);
+        *slot = (*slot).max(at);
+    }
+
+    /// Moves each charger's last_seen forward (never back). Unknown chargers match no row.
+    pub(crate) async fn flush(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        let all: Vec<(String, i64)> = self.0.into_iter().collect();
+        for chunk in all.chunks(400) {
+            // VALUES columns are named column1, column2 on both SQLite and PostgreSQL.
+            let mut sql =
+                String::from("UPDATE chargers SET last_seen_at_ms = v.column2 FROM (VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            }
+            sql.push_str(
+                ") AS v WHERE chargers.id = v.column1 \
+                 AND (chargers.last_seen_at_ms IS NULL OR chargers.last_seen_at_ms < v.column2)",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, at) in chunk {
+                q = q.bind(id.as_str()).bind(*at);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
 fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
     StoreError::Invalid {
         field,
@@ -137,7 +178,37 @@ async fn take_ids(
 }
 
 impl Op {
-    pub(crate) async fn apply(&self, conn: &mut AnyConnection) -> Applied {
+    /// Applies the op; on success, notes in `touches` that its charger was seen.
+    pub(crate) async fn apply(&self, conn: &mut AnyConnection, touches: &mut Touches) -> Applied {
+        let applied = self.apply_only(conn).await?;
+        if applied.is_ok()
+            && let Some((id, at)) = self.charger_seen()
+        {
+            touches.add(id, at);
+        }
+        Ok(applied)
+    }
+
+    /// The charger whose message this op records, and when it was received: any message shows
+    /// the charger is alive (a charger busy charging may send MeterValues and no Heartbeat).
+    fn charger_seen(&self) -> Option<(&ChargePointId, Timestamp)> {
+        match self {
+            Op::RecordFirmwareStatus { id, at, .. }
+            | Op::RecordDiagnosticsStatus { id, at, .. } => Some((id, *at)),
+            Op::RecordStatus {
+                id, received_at, ..
+            } => Some((id, *received_at)),
+            Op::StartTransaction { start, now } => Some((&start.charger_id, *now)),
+            Op::StopTransaction { stop, now } => Some((&stop.charger_id, *now)),
+            Op::MeterValues {
+                report,
+                received_at,
+            } => Some((&report.charger_id, *received_at)),
+            _ => None,
+        }
+    }
+
+    async fn apply_only(&self, conn: &mut AnyConnection) -> Applied {
         match self {
             Op::RegisterCharger {
                 id,

@@ -20,7 +20,7 @@ use sqlx::{Acquire, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
-use crate::ops::{Op, OpResult, Outcome};
+use crate::ops::{Op, OpResult, Outcome, Touches};
 use crate::types::WriterStats;
 
 struct Job {
@@ -169,9 +169,11 @@ async fn in_transaction(pool: &AnyPool, ops: &[&Op]) -> Result<Vec<OpResult>, sq
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut results = Vec::with_capacity(ops.len());
+    let mut touches = Touches::default();
     for op in ops {
-        results.push(op.apply(&mut tx).await?);
+        results.push(op.apply(&mut tx, &mut touches).await?);
     }
+    touches.flush(&mut tx).await?;
     tx.commit().await?;
     Ok(results)
 }

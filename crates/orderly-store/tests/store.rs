@@ -218,7 +218,8 @@ async fn boot_heartbeat_firmware_and_status_notifications() {
         assert_eq!(c.serial_number.as_deref(), Some("SN-1"));
         assert_eq!(c.firmware_version.as_deref(), Some("1.2.3"));
         assert_eq!(c.last_boot_at, Some(t("2026-11-26T12:00:01Z")));
-        assert_eq!(c.last_seen_at, Some(t("2026-11-26T12:05:00Z")));
+        // The diagnostics notification is the latest message.
+        assert_eq!(c.last_seen_at, Some(t("2026-11-26T12:07:00Z")));
         assert_eq!(c.firmware_status.as_deref(), Some("Installed"));
         assert_eq!(c.diagnostics_status.as_deref(), Some("Uploaded"));
 
@@ -1039,6 +1040,117 @@ async fn large_meter_values_messages_are_stored_whole_and_deduplicated() {
                 duplicates: 1
             }
         );
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_charger_message_moves_last_seen_forward() {
+    each_backend(|url| async move {
+        let store = Store::open(&url).await.unwrap();
+        let id = cp("CP1");
+        store
+            .register_charger(new_charger("CP1", None), t(NOW))
+            .await
+            .unwrap();
+        let seen = || {
+            let (store, id) = (store.clone(), id.clone());
+            async move { store.get_charger(&id).await.unwrap().unwrap().last_seen_at }
+        };
+        assert_eq!(seen().await, None);
+        let at = |m: i64| t(NOW) + jiff::SignedDuration::from_mins(m);
+
+        store
+            .record_status(
+                &id,
+                StatusReport {
+                    connector_id: 1,
+                    status: "Available".into(),
+                    error_code: "NoError".into(),
+                    info: None,
+                    vendor_id: None,
+                    vendor_error_code: None,
+                    timestamp: None,
+                },
+                at(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(seen().await, Some(at(1)));
+        let s = store
+            .start_transaction(start("CP1", 1, "TAG1", 0, NOW), at(2))
+            .await
+            .unwrap();
+        assert_eq!(seen().await, Some(at(2)));
+        store
+            .record_meter_values(
+                MeterValuesReport {
+                    charger_id: id.clone(),
+                    connector_id: 1,
+                    transaction_id: Some(s.transaction_id),
+                    meter_values: vec![energy("10", NOW)],
+                },
+                at(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!(seen().await, Some(at(3)));
+        store
+            .stop_transaction(
+                StopTransaction {
+                    charger_id: id.clone(),
+                    transaction_id: s.transaction_id,
+                    id_tag: None,
+                    meter_stop_wh: 10,
+                    timestamp: at(4),
+                    reason: None,
+                    transaction_data: vec![],
+                },
+                at(4),
+            )
+            .await
+            .unwrap();
+        assert_eq!(seen().await, Some(at(4)));
+        store
+            .record_firmware_status(&id, "Idle", at(5))
+            .await
+            .unwrap();
+        assert_eq!(seen().await, Some(at(5)));
+        store
+            .record_diagnostics_status(&id, "Idle", at(6))
+            .await
+            .unwrap();
+        assert_eq!(seen().await, Some(at(6)));
+        // A message recorded late with an older receive time does not move it back.
+        store
+            .record_meter_values(
+                MeterValuesReport {
+                    charger_id: id.clone(),
+                    connector_id: 1,
+                    transaction_id: None,
+                    meter_values: vec![energy("11", NOW)],
+                },
+                at(0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(seen().await, Some(at(6)));
+        // Messages from a charger that is not stored are still recorded (meter values are
+        // accounting data) and touch nothing.
+        store
+            .record_meter_values(
+                MeterValuesReport {
+                    charger_id: cp("GHOST"),
+                    connector_id: 1,
+                    transaction_id: None,
+                    meter_values: vec![energy("1", NOW)],
+                },
+                at(7),
+            )
+            .await
+            .unwrap();
+        assert!(store.get_charger(&cp("GHOST")).await.unwrap().is_none());
         store.close().await;
     })
     .await;
