@@ -537,7 +537,9 @@ impl Store {
 
     /// Records a StopTransaction and its transactionData. A transaction never seen is created
     /// from the stop; a repeated stop keeps the first stop's values (and stores no sample twice).
-    /// [`StoreError::Conflict`] if the id belongs to another charger.
+    /// If the id belongs to another charger's transaction, the stop is still recorded, under a
+    /// fresh id ([`StopOutcome::recorded_as`], [`Transaction::reported_id`]): the charger gets
+    /// its answer and stops replaying, and nothing is lost.
     pub async fn stop_transaction(
         &self,
         stop: StopTransaction,

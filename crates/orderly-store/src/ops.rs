@@ -645,19 +645,46 @@ async fn start_transaction(
     })))
 }
 
+/// The columns of a stored transaction that a stop needs.
+struct StopTarget {
+    id: i64,
+    owner: String,
+    connector_id: Option<i32>,
+    meter_start: Option<i64>,
+    meter_stop: Option<i64>,
+    stopped_at: Option<i64>,
+}
+
+async fn find_stop_target(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    binds: (i64, Option<&str>),
+) -> Result<Result<Option<StopTarget>, StoreError>, sqlx::Error> {
+    let mut q = sqlx::query(sql).bind(binds.0);
+    if let Some(charger) = binds.1 {
+        q = q.bind(charger);
+    }
+    let Some(row) = q.fetch_optional(&mut *conn).await? else {
+        return Ok(Ok(None));
+    };
+    Ok((|| {
+        Ok(Some(StopTarget {
+            id: rows::get(&row, "id")?,
+            owner: rows::get(&row, "charger_id")?,
+            connector_id: rows::opt_int32(&row, "connector_id")?,
+            meter_start: rows::get(&row, "meter_start_wh")?,
+            meter_stop: rows::get(&row, "meter_stop_wh")?,
+            stopped_at: rows::get(&row, "stopped_at_ms")?,
+        }))
+    })())
+}
+
 async fn stop_transaction(
     conn: &mut AnyConnection,
     stop: &StopTransaction,
     now: Timestamp,
 ) -> Applied {
-    let tx_id = i64::from(stop.transaction_id.0);
-    let row = sqlx::query(
-        "SELECT charger_id, connector_id, meter_start_wh, meter_stop_wh, stopped_at_ms \
-         FROM transactions WHERE id = $1",
-    )
-    .bind(tx_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let reported = i64::from(stop.transaction_id.0);
     let id_tag_info = match &stop.id_tag {
         Some(tag) => match rows::authorize(conn, tag, now).await? {
             Ok(info) => Some(info),
@@ -665,33 +692,43 @@ async fn stop_transaction(
         },
         None => None,
     };
-    let (was_known, already_stopped, connector_id, energy_wh);
-    match row {
-        Some(row) => {
-            let decoded = (|| -> Result<_, StoreError> {
-                Ok((
-                    rows::get::<String>(&row, "charger_id")?,
-                    rows::opt_int32(&row, "connector_id")?,
-                    rows::get::<Option<i64>>(&row, "meter_start_wh")?,
-                    rows::get::<Option<i64>>(&row, "meter_stop_wh")?,
-                    rows::get::<Option<i64>>(&row, "stopped_at_ms")?,
-                ))
-            })();
-            let (owner, conn_id, meter_start, meter_stop, stopped_at) = match decoded {
-                Ok(v) => v,
-                Err(e) => return Ok(Err(e)),
-            };
-            if owner != stop.charger_id.as_str() {
-                return Ok(Err(StoreError::Conflict(format!(
-                    "transaction {} belongs to charger {owner}",
-                    stop.transaction_id
-                ))));
-            }
+    let mut target = match find_stop_target(
+        conn,
+        "SELECT id, charger_id, connector_id, meter_start_wh, meter_stop_wh, stopped_at_ms \
+         FROM transactions WHERE id = $1",
+        (reported, None),
+    )
+    .await?
+    {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    // The id is another charger's: look for this charger's earlier stop stored under a fresh id.
+    let clash = target
+        .as_ref()
+        .is_some_and(|t| t.owner != stop.charger_id.as_str());
+    if clash {
+        target = match find_stop_target(
+            conn,
+            "SELECT id, charger_id, connector_id, meter_start_wh, meter_stop_wh, stopped_at_ms \
+             FROM transactions WHERE reported_id = $1 AND charger_id = $2",
+            (reported, Some(stop.charger_id.as_str())),
+        )
+        .await?
+        {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e)),
+        };
+    }
+    let (record_id, was_known, already_stopped, connector_id, energy_wh);
+    match target {
+        Some(t) => {
+            record_id = t.id;
             was_known = true;
-            already_stopped = stopped_at.is_some();
-            connector_id = conn_id.unwrap_or(0);
+            already_stopped = t.stopped_at.is_some();
+            connector_id = t.connector_id.unwrap_or(0);
             if already_stopped {
-                energy_wh = meter_stop.zip(meter_start).map(|(b, a)| b - a);
+                energy_wh = t.meter_stop.zip(t.meter_start).map(|(b, a)| b - a);
             } else {
                 sqlx::query(
                     "UPDATE transactions SET meter_stop_wh = $1, stopped_at_ms = $2, \
@@ -701,20 +738,32 @@ async fn stop_transaction(
                 .bind(ms(stop.timestamp))
                 .bind(stop.reason.as_deref())
                 .bind(stop.id_tag.as_ref().map(IdTag::as_str))
-                .bind(tx_id)
+                .bind(t.id)
                 .execute(&mut *conn)
                 .await?;
-                energy_wh = meter_start.map(|a| stop.meter_stop_wh - a);
+                energy_wh = t.meter_start.map(|a| stop.meter_stop_wh - a);
             }
         }
         None => {
-            // Never seen: keep what the stop tells us, so the session is not lost.
+            // Never seen: keep what the stop tells us, so the session is not lost. Under the
+            // charger's own id if it is free, else (clash) under a fresh one.
+            record_id = if clash {
+                take_ids(conn, "transactions", 1).await?
+            } else {
+                reported
+            };
+            if i32::try_from(record_id).is_err() {
+                return Ok(Err(invalid(
+                    "transactionId",
+                    "the id sequence passed i32::MAX",
+                )));
+            }
             sqlx::query(
                 "INSERT INTO transactions (id, charger_id, id_tag, meter_stop_wh, stopped_at_ms, \
-                 stop_reason, stop_id_tag, origin, created_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'stop', $8)",
+                 stop_reason, stop_id_tag, origin, created_at_ms, reported_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'stop', $8, $9)",
             )
-            .bind(tx_id)
+            .bind(record_id)
             .bind(stop.charger_id.as_str())
             .bind(stop.id_tag.as_ref().map(IdTag::as_str))
             .bind(stop.meter_stop_wh)
@@ -722,27 +771,33 @@ async fn stop_transaction(
             .bind(stop.reason.as_deref())
             .bind(stop.id_tag.as_ref().map(IdTag::as_str))
             .bind(ms(now))
+            .bind(clash.then_some(reported))
             .execute(&mut *conn)
             .await?;
-            // Keep the sequence ahead of ids we did not issue, so we never issue this one.
-            sqlx::query(
-                "UPDATE id_sequences SET next_id = $1 WHERE name = 'transactions' AND next_id <= $2",
-            )
-            .bind(tx_id + 1)
-            .bind(tx_id)
-            .execute(&mut *conn)
-            .await?;
+            if !clash {
+                // Keep the sequence ahead of ids we did not issue, so we never issue this one.
+                sqlx::query(
+                    "UPDATE id_sequences SET next_id = $1 \
+                     WHERE name = 'transactions' AND next_id <= $2",
+                )
+                .bind(reported + 1)
+                .bind(reported)
+                .execute(&mut *conn)
+                .await?;
+            }
             was_known = false;
             already_stopped = false;
             connector_id = 0;
             energy_wh = None;
         }
     }
+    // record_id fits i32: it is either the charger's id or was checked above.
+    let recorded_as = TransactionId(i32::try_from(record_id).unwrap_or(stop.transaction_id.0));
     insert_samples(
         conn,
         &stop.charger_id,
         connector_id,
-        Some(stop.transaction_id),
+        Some(recorded_as),
         &stop.transaction_data,
         now,
     )
@@ -752,6 +807,7 @@ async fn stop_transaction(
         was_known,
         already_stopped,
         energy_wh,
+        recorded_as,
     })))
 }
 

@@ -143,7 +143,7 @@ pub(crate) fn id_tag_record(row: &AnyRow) -> Result<IdTagRecord, StoreError> {
 
 pub(crate) const TRANSACTION_COLUMNS: &str = "id, charger_id, connector_id, id_tag, \
     id_tag_status, meter_start_wh, started_at_ms, reservation_id, meter_stop_wh, stopped_at_ms, \
-    stop_reason, stop_id_tag, origin";
+    stop_reason, stop_id_tag, origin, reported_id";
 
 pub(crate) fn transaction(row: &AnyRow) -> Result<Transaction, StoreError> {
     Ok(Transaction {
@@ -166,6 +166,7 @@ pub(crate) fn transaction(row: &AnyRow) -> Result<Transaction, StoreError> {
             "stop" => TransactionOrigin::StopTransaction,
             other => return Err(StoreError::Corrupt(format!("origin: {other:?}"))),
         },
+        reported_id: opt_int32(row, "reported_id")?.map(TransactionId),
     })
 }
 

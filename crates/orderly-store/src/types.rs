@@ -292,6 +292,10 @@ pub struct StopOutcome {
     pub already_stopped: bool,
     /// meterStop − meterStart, when both are known.
     pub energy_wh: Option<i64>,
+    /// The id the stop is stored under: the charger's transactionId, except when that id
+    /// belongs to another charger's transaction; then a fresh id (see
+    /// [`Transaction::reported_id`]).
+    pub recorded_as: TransactionId,
 }
 
 /// Where a transaction row came from.
@@ -323,6 +327,9 @@ pub struct Transaction {
     pub stop_id_tag: Option<IdTag>,
     pub reservation_id: Option<i32>,
     pub origin: TransactionOrigin,
+    /// The transactionId the charger used, when it differs from `id`: its StopTransaction named
+    /// an id that belonged to another charger's transaction, so it was stored under a new id.
+    pub reported_id: Option<TransactionId>,
 }
 
 impl Transaction {

@@ -564,11 +564,49 @@ async fn energy_stop_replay_and_transaction_listing() {
         );
         assert_eq!(samples[1].value_number, Some(19_845.0));
 
-        // A stop naming another charger's transaction is refused, not applied.
+        // A stop naming another charger's transaction is recorded for its own charger under a
+        // fresh id, leaving the other charger's transaction alone; a replay finds it again.
         let mut foreign = stop.clone();
         foreign.charger_id = cp("CP2");
-        let err = store.stop_transaction(foreign, now).await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        foreign.meter_stop_wh = 300;
+        foreign.transaction_data = vec![energy("300", "2026-11-26T09:30:00Z")];
+        let clash = store.stop_transaction(foreign.clone(), now).await.unwrap();
+        assert!(!clash.was_known);
+        assert_ne!(clash.recorded_as, s.transaction_id);
+        let again = store.stop_transaction(foreign, now).await.unwrap();
+        assert!(again.was_known && again.already_stopped);
+        assert_eq!(again.recorded_as, clash.recorded_as);
+        let orphan = store
+            .get_transaction(clash.recorded_as)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(orphan.charger_id, cp("CP2"));
+        assert_eq!(orphan.reported_id, Some(s.transaction_id));
+        assert_eq!(orphan.meter_stop_wh, Some(300));
+        assert_eq!(
+            store
+                .transaction_meter_values(clash.recorded_as)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let mine = store
+            .get_transaction(s.transaction_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mine.meter_stop_wh, Some(19_845), "untouched");
+        assert_eq!(mine.reported_id, None);
+        assert_eq!(
+            store
+                .transaction_meter_values(s.transaction_id)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
 
         let filter = |charger: Option<&str>, active| TransactionFilter {
             charger_id: charger.map(cp),
@@ -578,7 +616,7 @@ async fn energy_stop_replay_and_transaction_listing() {
         let ids = |v: Vec<Transaction>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
         assert_eq!(
             ids(store.list_transactions(&filter(None, None)).await.unwrap()),
-            [other.transaction_id, s.transaction_id],
+            [clash.recorded_as, other.transaction_id, s.transaction_id],
             "newest first"
         );
         assert_eq!(
@@ -635,6 +673,11 @@ async fn stop_for_unknown_transaction_is_recorded() {
         };
         let out = store.stop_transaction(stop.clone(), now).await.unwrap();
         assert!(!out.was_known);
+        assert_eq!(
+            out.recorded_as,
+            TransactionId(4242),
+            "stored under the charger's id"
+        );
         assert_eq!(out.energy_wh, None, "meterStart unknown");
         let tx = store
             .get_transaction(TransactionId(4242))
