@@ -112,6 +112,10 @@ run_one() {
   echo "${cmd[*]}" >"$json.cmd"
   cat /proc/loadavg >"$json.loadavg"
   "${cmd[@]}" >"$json" 2>"$json.log" || echo "loadgen failed for $target N=$n" >&2
+  if [[ "$target" == orderly ]]; then
+    # The server's own view (handling-time histogram by action), to split RTT into server and rest.
+    curl -sf "http://127.0.0.1:$PORT/metrics" >"$OUT/orderly-$n.metrics" || true
+  fi
   stop_server
   sleep 5 # let the closed sockets leave the server side before the next run
 }
