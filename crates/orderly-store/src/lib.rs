@@ -197,7 +197,12 @@ impl Store {
         }
         let pool = pool_options.connect(url).await?;
         MIGRATOR.run(&pool).await?;
-        let writer = Writer::spawn(pool.clone(), options.max_batch, options.queue_capacity);
+        let writer = Writer::spawn(
+            pool.clone(),
+            backend,
+            options.max_batch,
+            options.queue_capacity,
+        );
         let inner = Arc::new(Inner {
             pool,
             backend,

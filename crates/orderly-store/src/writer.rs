@@ -16,12 +16,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{Acquire, AnyPool};
+use sqlx::{AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
 use crate::ops::{Op, OpResult, Outcome, Touches};
-use crate::types::WriterStats;
+use crate::types::{Backend, WriterStats};
 
 struct Job {
     op: Op,
@@ -33,6 +33,11 @@ enum Msg {
     Job(Box<Job>),
     /// Apply everything queued so far, then stop and answer.
     Close(oneshot::Sender<()>),
+}
+
+struct Db {
+    pool: AnyPool,
+    backend: Backend,
 }
 
 #[derive(Default)]
@@ -49,10 +54,20 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn spawn(pool: AnyPool, max_batch: usize, queue_capacity: usize) -> Self {
+    pub(crate) fn spawn(
+        pool: AnyPool,
+        backend: Backend,
+        max_batch: usize,
+        queue_capacity: usize,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(queue_capacity.max(1));
         let stats = Arc::new(Stats::default());
-        tokio::spawn(run(pool, rx, max_batch.max(1), stats.clone()));
+        tokio::spawn(run(
+            Db { pool, backend },
+            rx,
+            max_batch.max(1),
+            stats.clone(),
+        ));
         Self { tx, stats }
     }
 
@@ -83,7 +98,7 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats: Arc<Stats>) {
+async fn run(db: Db, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats: Arc<Stats>) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut closing = None;
     loop {
@@ -100,7 +115,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats
             }
         }
         if !batch.is_empty() {
-            apply(&pool, &mut batch, &stats).await;
+            apply(&db, &mut batch, &stats).await;
         }
         if let Some(ack) = closing.take() {
             // Refuse new work, finish what was queued before the close, then report.
@@ -110,7 +125,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats
                     Msg::Job(job) => {
                         batch.push(*job);
                         if batch.len() == max_batch {
-                            apply(&pool, &mut batch, &stats).await;
+                            apply(&db, &mut batch, &stats).await;
                         }
                     }
                     Msg::Close(other) => {
@@ -119,7 +134,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats
                 }
             }
             if !batch.is_empty() {
-                apply(&pool, &mut batch, &stats).await;
+                apply(&db, &mut batch, &stats).await;
             }
             let _ = ack.send(());
             break;
@@ -128,16 +143,16 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats
 }
 
 /// Applies and answers every job in `batch` (leaving it empty).
-async fn apply(pool: &AnyPool, batch: &mut Vec<Job>, stats: &Stats) {
+async fn apply(db: &Db, batch: &mut Vec<Job>, stats: &Stats) {
     let started = std::time::Instant::now();
-    apply_untimed(pool, batch, stats).await;
+    apply_untimed(db, batch, stats).await;
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
 }
 
-async fn apply_untimed(pool: &AnyPool, batch: &mut Vec<Job>, stats: &Stats) {
+async fn apply_untimed(db: &Db, batch: &mut Vec<Job>, stats: &Stats) {
     let ops: Vec<&Op> = batch.iter().map(|j| &j.op).collect();
-    match in_transaction(pool, &ops).await {
+    match in_transaction(db, &ops).await {
         Ok(results) => {
             stats.batches.fetch_add(1, Ordering::Relaxed);
             stats
@@ -151,7 +166,7 @@ async fn apply_untimed(pool: &AnyPool, batch: &mut Vec<Job>, stats: &Stats) {
             tracing::warn!(error = %batch_err, ops = batch.len(), "batch failed; retrying ops one by one");
             stats.fallbacks.fetch_add(1, Ordering::Relaxed);
             for job in batch.drain(..) {
-                let result = match in_transaction(pool, &[&job.op]).await {
+                let result = match in_transaction(db, &[&job.op]).await {
                     Ok(mut r) => {
                         stats.batches.fetch_add(1, Ordering::Relaxed);
                         stats.operations.fetch_add(1, Ordering::Relaxed);
@@ -165,9 +180,16 @@ async fn apply_untimed(pool: &AnyPool, batch: &mut Vec<Job>, stats: &Stats) {
     }
 }
 
-async fn in_transaction(pool: &AnyPool, ops: &[&Op]) -> Result<Vec<OpResult>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+async fn in_transaction(db: &Db, ops: &[&Op]) -> Result<Vec<OpResult>, sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    // SQLite: take the write lock up front. A deferred transaction that reads first and then
+    // writes fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) if another process (the CLI)
+    // committed in between; IMMEDIATE waits out the busy timeout instead.
+    let begin = match db.backend {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    };
+    let mut tx = conn.begin_with(begin).await?;
     let mut results = Vec::with_capacity(ops.len());
     let mut touches = Touches::default();
     for op in ops {

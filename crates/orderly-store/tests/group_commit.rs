@@ -172,3 +172,63 @@ async fn queued_writes_share_commits() {
     })
     .await;
 }
+
+/// Two stores on one database (the server and an `orderly charger add` from the shell) write at
+/// the same time; both writers' work all lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_database_both_commit() {
+    each_backend(|url| async move {
+        let server = Store::open(&url).await.unwrap();
+        let cli = Store::open(&url).await.unwrap();
+        let now = t(NOW);
+        let a = {
+            let server = server.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    server
+                        .start_transaction(
+                            StartTransaction {
+                                charger_id: cp("CP1"),
+                                connector_id: 1,
+                                id_tag: tag("TAG"),
+                                meter_start_wh: i,
+                                timestamp: t(NOW),
+                                reservation_id: None,
+                            },
+                            now,
+                        )
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let b = {
+            let cli = cli.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    cli.register_charger(
+                        NewCharger {
+                            id: cp(&format!("CLI{i}")),
+                            password: None,
+                            description: None,
+                        },
+                        now,
+                    )
+                    .await
+                    .unwrap();
+                }
+            })
+        };
+        a.await.unwrap();
+        b.await.unwrap();
+        assert_eq!(server.list_chargers().await.unwrap().len(), 100);
+        let txs = cli
+            .list_transactions(&TransactionFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(txs.len(), 100);
+        cli.close().await;
+        server.close().await;
+    })
+    .await;
+}
