@@ -1198,3 +1198,26 @@ async fn every_charger_message_moves_last_seen_forward() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sqlite_file_is_in_wal_mode() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir.path().join("a dir with spaces?#%").join("orderly.db"));
+    // The parent directory must exist: the server creates its data dir.
+    std::fs::create_dir_all(dir.path().join("a dir with spaces?#%")).unwrap();
+    let store = Store::open(&url).await.unwrap();
+    store
+        .register_charger(new_charger("CP1", None), t(NOW))
+        .await
+        .unwrap();
+    // journal_mode is a property of the file: a fresh connection sees it.
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.close().await.unwrap();
+    store.close().await;
+}
