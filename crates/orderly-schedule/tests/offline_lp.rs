@@ -188,3 +188,90 @@ fn malformed_problems_are_rejected() {
     };
     assert!(solve_offline(&pr).is_err());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Emergency sessions: at full rate from arrival whenever the capacity allows, water-filled
+    /// when it does not; the others get an exact optimum of what is left.
+    #[test]
+    fn emergencies_first_then_exact_for_the_rest(
+        pr in problem(12),
+        flags in prop::collection::vec(prop::bool::weighted(0.3), 12),
+    ) {
+        let mut pr = pr;
+        for (s, &e) in pr.sessions.iter_mut().zip(&flags) {
+            if e {
+                s.priority = Priority::Emergency;
+            }
+        }
+        let plan = solve_offline(&pr).unwrap();
+        check_invariants(&pr, &plan).map_err(TestCaseError::fail)?;
+        let h = f64::from(pr.slot_minutes) / 60.0;
+        let slots = pr.price.len();
+        let em: Vec<usize> = (0..pr.sessions.len())
+            .filter(|&i| pr.sessions[i].priority == Priority::Emergency)
+            .collect();
+        let mut left: Vec<f64> = em.iter().map(|&i| pr.sessions[i].energy_kwh).collect();
+        let mut residual = pr.capacity_kw.clone();
+        for t in 0..slots {
+            let want: Vec<f64> = em.iter().zip(&left).map(|(&i, &l)| {
+                let s = &pr.sessions[i];
+                if s.arrival_slot <= t && t < s.departure_slot { (l / h).min(s.max_kw) } else { 0.0 }
+            }).collect();
+            let total: f64 = want.iter().sum();
+            for (k, &i) in em.iter().enumerate() {
+                let got = plan.sessions[i].power_kw[t];
+                if total <= pr.capacity_kw[t] {
+                    prop_assert!((got - want[k]).abs() <= 1e-9 * want[k].max(1.0),
+                        "emergency {} at slot {t}: {got} instead of {}", pr.sessions[i].id, want[k]);
+                }
+                left[k] -= got * h;
+                residual[t] -= got;
+            }
+        }
+        // The normal sessions: the most energy and the least cost in what the emergencies left.
+        let normal = Problem {
+            sessions: pr.sessions.iter().filter(|s| s.priority == Priority::Normal).cloned().collect(),
+            ..pr.clone()
+        };
+        let lp = reference(&normal, &residual);
+        let energy: f64 = pr.sessions.iter().zip(&plan.sessions)
+            .filter(|(s, _)| s.priority == Priority::Normal)
+            .map(|(_, sp)| sp.energy_kwh)
+            .sum();
+        prop_assert!(close(energy, lp.max_energy, 1e-6, 1e-3), "energy {energy} vs LP {}", lp.max_energy);
+        let energies: Vec<f64> = pr.sessions.iter().zip(&plan.sessions)
+            .filter(|(s, _)| s.priority == Priority::Normal)
+            .map(|(_, sp)| sp.energy_kwh)
+            .collect();
+        let (lp_cost, _) = min_cost(&normal, &residual, &energies);
+        let cost: f64 = pr.sessions.iter().zip(&plan.sessions)
+            .filter(|(s, _)| s.priority == Priority::Normal)
+            .map(|(_, sp)| sp.cost_cny)
+            .sum();
+        prop_assert!(close(cost, lp_cost, 1e-6, 1e-2), "cost {cost} vs LP {lp_cost}");
+    }
+}
+
+#[test]
+fn windows_outside_the_horizon_are_cut() {
+    let pr = Problem {
+        slot_minutes: 15,
+        capacity_kw: vec![10.0, 0.0, -3.0, 10.0],
+        price: vec![0.5; 4],
+        sessions: vec![
+            car(1, 2, 99, 10.0, 7.0), // departs after the horizon: cut at slot 4
+            car(2, 7, 9, 5.0, 7.0),   // arrives after it: nothing
+            car(3, 3, 1, 5.0, 7.0),   // departs before it arrives: nothing
+            car(4, 0, 4, 0.0, 7.0),   // wants nothing
+        ],
+    };
+    let plan = solve_offline(&pr).unwrap();
+    // Car 1 only has slot 3 (slot 2's capacity is negative, counted as 0): 7 kW for 15 min.
+    assert_eq!(plan.sessions[0].power_kw, vec![0.0, 0.0, 0.0, 7.0]);
+    for sp in &plan.sessions[1..] {
+        assert!(sp.power_kw.iter().all(|&p| p == 0.0));
+    }
+    assert_eq!(plan.sessions[3].finish_slot, Some(0));
+}
