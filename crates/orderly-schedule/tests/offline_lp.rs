@@ -208,13 +208,12 @@ proptest! {
         let plan = solve_offline(&pr).unwrap();
         check_invariants(&pr, &plan).map_err(TestCaseError::fail)?;
         let h = f64::from(pr.slot_minutes) / 60.0;
-        let slots = pr.price.len();
         let em: Vec<usize> = (0..pr.sessions.len())
             .filter(|&i| pr.sessions[i].priority == Priority::Emergency)
             .collect();
         let mut left: Vec<f64> = em.iter().map(|&i| pr.sessions[i].energy_kwh).collect();
         let mut residual = pr.capacity_kw.clone();
-        for t in 0..slots {
+        for (t, room) in residual.iter_mut().enumerate() {
             let want: Vec<f64> = em.iter().zip(&left).map(|(&i, &l)| {
                 let s = &pr.sessions[i];
                 if s.arrival_slot <= t && t < s.departure_slot { (l / h).min(s.max_kw) } else { 0.0 }
@@ -227,7 +226,7 @@ proptest! {
                         "emergency {} at slot {t}: {got} instead of {}", pr.sessions[i].id, want[k]);
                 }
                 left[k] -= got * h;
-                residual[t] -= got;
+                *room -= got;
             }
         }
         // The normal sessions: the most energy and the least cost in what the emergencies left.
