@@ -553,54 +553,81 @@ async fn shutdown_closes_charger_connections() {
 /// heartbeat interval of silence and dropped after a whole one.
 #[tokio::test]
 async fn a_silent_connection_is_pinged_then_closed_within_the_heartbeat_interval() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     each_backend(|backend| async move {
         let app = spawn_app(backend, |c| c.heartbeat_interval = 2).await;
         app.add_charger("CP1", None).await;
         // A raw socket: no WebSocket library, so nothing answers the server's ping.
-        let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-        let request = format!(
-            "GET /ocpp/CP1 HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n",
-            app.addr
-        );
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut received = Vec::new();
-        let mut chunk = [0u8; 1024];
-        loop {
-            let n = tokio::time::timeout(helpers::WAIT, tcp.read(&mut chunk))
-                .await
-                .expect("the server closes a silent connection in time")
-                .unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            received.extend_from_slice(&chunk[..n]);
-        }
-        let head_end = received
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("HTTP head")
-            + 4;
-        assert!(
-            received.starts_with(b"HTTP/1.1 101"),
-            "{:?}",
-            String::from_utf8_lossy(&received)
-        );
-        // Server frames are unmasked: byte 0 is FIN + opcode, byte 1 the (short) length.
-        let mut opcodes = Vec::new();
-        let mut frames = &received[head_end..];
-        while frames.len() >= 2 {
-            let len = usize::from(frames[1] & 0x7f);
-            opcodes.push(frames[0] & 0x0f);
-            frames = &frames[(2 + len).min(frames.len())..];
-        }
+        let mut tcp = helpers::raw_websocket(&app, "CP1").await;
+        let frames = helpers::read_frames_until_closed(&mut tcp).await;
+        let opcodes: Vec<u8> = frames.iter().map(|(op, _)| *op).collect();
         assert_eq!(opcodes.first(), Some(&0x9), "a ping first: {opcodes:?}");
         assert_eq!(
             app.get("/api/v1/chargers/CP1").await.body["connected"],
             false
         );
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_id_with_a_colon_authenticates_with_basic_auth() {
+    each_backend(|backend| async move {
+        let app = app(backend).await;
+        app.add_charger("SITE:7", Some("pass:with:colons")).await;
+        let status = app
+            .handshake_status("SITE:7", Some("ocpp1.6"), Some(("SITE:7", "wrong")))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let mut cp = app.charge_point("SITE:7", Some("pass:with:colons")).await;
+        assert_eq!(cp.boot().await["status"], "Accepted");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_long_session_stop_is_recorded_and_an_oversized_message_is_refused_with_1009() {
+    each_backend(|backend| async move {
+        let app = app(backend).await;
+        app.add_charger("CP1", None).await;
+        let mut cp = app.charge_point("CP1", None).await;
+        let start = json!({
+            "connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": "2026-11-25T00:00:00Z",
+        });
+        let tx = cp.call_ok("StartTransaction", start).await["transactionId"].clone();
+        // 10 h of per-minute samples, five measurands each: ~350 KiB of JSON.
+        let data: Vec<_> = (0..600)
+            .map(|m| {
+                let time = jiff::Timestamp::from_second(1_764_028_800 + 60 * (m + 1)).unwrap();
+                json!({ "timestamp": time.to_string(), "sampledValue": [
+                    { "value": (120 * m).to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic" },
+                    { "value": "7200", "measurand": "Power.Active.Import", "unit": "W", "context": "Sample.Periodic" },
+                    { "value": "10.4", "measurand": "Current.Import", "phase": "L1", "unit": "A", "context": "Sample.Periodic" },
+                    { "value": "10.4", "measurand": "Current.Import", "phase": "L2", "unit": "A", "context": "Sample.Periodic" },
+                    { "value": "10.4", "measurand": "Current.Import", "phase": "L3", "unit": "A", "context": "Sample.Periodic" },
+                ]})
+            })
+            .collect();
+        let stop = json!({
+            "transactionId": tx, "meterStop": 72_000, "timestamp": "2026-11-25T10:01:00Z",
+            "transactionData": data,
+        });
+        assert!(stop.to_string().len() > 300 * 1024);
+        cp.call_ok("StopTransaction", stop).await;
+        let values = app.get(&format!("/api/v1/transactions/{tx}/meter-values")).await.body;
+        assert_eq!(values.as_array().unwrap().len(), 3000);
+
+        // Over the limit: closed with 1009 (message too big) rather than dropped silently. A
+        // raw frame header announcing 5 MiB is enough: the server refuses it on the length.
+        let mut tcp = helpers::raw_websocket(&app, "CP1").await;
+        let mut header = vec![0x81, 0x80 | 127];
+        header.extend_from_slice(&(5u64 << 20).to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]); // masking key
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, &header).await.unwrap();
+        let frames = helpers::read_frames_until_closed(&mut tcp).await;
+        let close = frames.iter().find(|(op, _)| *op == 0x8).expect("a close frame");
+        assert_eq!(close.1[..2], 1009u16.to_be_bytes(), "{frames:?}");
         app.stop().await;
     })
     .await;

@@ -30,9 +30,11 @@ use orderly_store::{ChargerStatus, PasswordCheck};
 pub const READ_BUFFER: usize = 2 * 1024;
 /// Write eagerly: each OCPP message is one frame, and nothing is gained by collecting them.
 pub const WRITE_BUFFER: usize = 0;
-/// Largest message accepted from a charger. The biggest legitimate 1.6 payloads (MeterValues
-/// with many samples, a large GetConfiguration answer) stay well below this.
-pub const MAX_MESSAGE: usize = 256 * 1024;
+/// Largest message accepted from a charger. The biggest legitimate 1.6 payloads are a
+/// StopTransaction carrying a whole long session in transactionData (10 h of per-minute samples
+/// of five measurands is ~350 KiB) and large GetConfiguration answers; larger messages are
+/// refused with close code 1009.
+pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 /// Unsent bytes a slow reader may accumulate before sends fail (and the connection is dropped).
 pub const MAX_WRITE_BUFFER: usize = 1024 * 1024;
 
@@ -104,14 +106,19 @@ async fn admit(
     if charger.is_some_and(|c| !c.has_password) {
         return Ok(true);
     }
-    let Some((user, password)) = basic_credentials(headers) else {
+    let Some(credentials) = basic_credentials(headers) else {
         return Err(unauthorized("HTTP Basic credentials required"));
     };
-    if user != id.as_str() {
+    // The user must be the charge point id. Ids may contain ':', which RFC 7617 forbids in a
+    // user name, but the id is known from the URL, so `id:password` splits unambiguously.
+    let Some(password) = credentials
+        .strip_prefix(id.as_str())
+        .and_then(|rest| rest.strip_prefix(':'))
+    else {
         return Err(unauthorized("HTTP Basic user must be the charge point id"));
-    }
+    };
     match store
-        .verify_charger_password(id, &password)
+        .verify_charger_password(id, password)
         .await
         .map_err(internal)?
     {
@@ -124,8 +131,8 @@ async fn admit(
     }
 }
 
-/// `Authorization: Basic base64(user:password)` → (user, password).
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+/// `Authorization: Basic base64(user:password)` → the decoded `user:password` text.
+fn basic_credentials(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -134,11 +141,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()?;
-    // OCPP 1.6 security profile 1 passwords are 16–40 characters of printable text, but some
-    // chargers send raw bytes: compare whatever arrives, lossily decoded.
-    let decoded = String::from_utf8_lossy(&decoded);
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
+    // OCPP 1.6 security profile 1 passwords are printable text, but some chargers send raw
+    // bytes: compare whatever arrives, lossily decoded.
+    Some(String::from_utf8_lossy(&decoded).into_owned())
 }
 
 fn refuse(status: StatusCode, message: &'static str) -> Response {
@@ -186,12 +191,12 @@ mod tests {
     fn basic_credentials_are_decoded() {
         let mut h = HeaderMap::new();
         assert_eq!(basic_credentials(&h), None);
-        // "CP1:pa:ss" — the password may itself contain colons.
+        // "CP1:pa:ss": the password (and the id) may contain colons.
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Basic Q1AxOnBhOnNz"),
         );
-        assert_eq!(basic_credentials(&h), Some(("CP1".into(), "pa:ss".into())));
+        assert_eq!(basic_credentials(&h).as_deref(), Some("CP1:pa:ss"));
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer abc"),

@@ -33,7 +33,21 @@ enum End {
     /// or the server is shutting down.
     Dropped,
     Dead,
+    /// A message over the size limit: refused with close code 1009 (RFC 6455).
+    TooBig,
     SocketError,
+}
+
+/// Whether a receive error is a message (or frame) over the configured size limit.
+fn is_too_big(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Run one connection until it closes.
@@ -79,6 +93,7 @@ pub async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
                     pinged = false;
                     on_message(&state, &mut session, &mut connection, &mut waiting, message).await
                 }
+                Some(Err(error)) if is_too_big(&error) => Step::End(End::TooBig),
                 Some(Err(error)) => {
                     tracing::debug!(charger = %session.id, %error, "WebSocket error");
                     Step::End(End::SocketError)
@@ -134,6 +149,14 @@ pub async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
             let frame = CloseFrame {
                 code: close_code::AWAY,
                 reason: "closed by the server".into(),
+            };
+            let _ = send(&mut socket, Message::Close(Some(frame))).await;
+        }
+        End::TooBig => {
+            tracing::warn!(charger = %session.id, limit = super::MAX_MESSAGE, "message too big: closing with 1009");
+            let frame = CloseFrame {
+                code: close_code::SIZE,
+                reason: "message too big".into(),
             };
             let _ = send(&mut socket, Message::Close(Some(frame))).await;
         }

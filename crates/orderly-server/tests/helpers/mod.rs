@@ -311,6 +311,62 @@ async fn open_ws(
     Ok(ws)
 }
 
+/// A WebSocket opened by hand on a plain TCP socket (no WebSocket library: nothing answers
+/// pings, and frames can be written byte by byte). Returns the socket after the 101 answer.
+pub async fn raw_websocket(app: &TestApp, id: &str) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET /ocpp/{id} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n",
+        app.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // Read the HTTP head byte by byte so no WebSocket frame is consumed with it.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(WAIT, tcp.read_u8())
+            .await
+            .expect("101 in time")
+            .unwrap();
+        head.push(byte);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tcp
+}
+
+/// Everything the server sends on `tcp` until it closes, as (opcode, payload) frames.
+pub async fn read_frames_until_closed(tcp: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut chunk))
+            .await
+            .expect("the server closes in time")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&chunk[..n]);
+    }
+    // Server frames are unmasked and (here) short: byte 0 is FIN + opcode, byte 1 the length.
+    let mut frames = Vec::new();
+    let mut rest = &received[..];
+    while rest.len() >= 2 {
+        let len = usize::from(rest[1] & 0x7f);
+        let end = (2 + len).min(rest.len());
+        frames.push((rest[0] & 0x0f, rest[2..end].to_vec()));
+        rest = &rest[end..];
+    }
+    frames
+}
+
 /// A bare OCPP-J charge point: sends frames, reads frames.
 pub struct ChargePoint {
     ws: Ws,
@@ -364,6 +420,20 @@ impl ChargePoint {
                 .expect("close in time")
             {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Wait until the server closes the connection; the close code it sent, if any.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("close in time")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                None | Some(Err(_)) => return None,
                 Some(Ok(_)) => continue,
             }
         }
