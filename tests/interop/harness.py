@@ -736,7 +736,8 @@ async def silent_peer(server: Server, cp_id: str):
     """A charge point that completes the WebSocket handshake and then goes
     dead: it never reads, never answers a Ping (a power cut, a dropped NAT).
     Written on a bare TCP stream because WebSocket libraries answer Pings on
-    their own."""
+    their own. Yields the stream (reader, writer) for tests that write frames
+    by hand."""
     host, port = server.address.split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     key = base64.b64encode(secrets.token_bytes(16)).decode()
@@ -751,7 +752,7 @@ async def silent_peer(server: Server, cp_id: str):
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EVENT_TIMEOUT)
     assert head.startswith(b"HTTP/1.1 101"), head
     try:
-        yield
+        yield reader, writer
     finally:
         writer.close()
         with contextlib.suppress(Exception):

@@ -3,11 +3,13 @@ reconnects, replays and a server crash."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import websockets
 
 from harness import (
+    EVENT_TIMEOUT,
     Api,
     call,
     charge_point,
@@ -19,6 +21,7 @@ from harness import (
     parse_ts,
     raw_link,
     same_instant,
+    silent_peer,
     timedelta,
     utcnow,
 )
@@ -450,3 +453,45 @@ async def test_pipelined_requests_are_all_answered_in_order(server, api, cp_id):
         replies = [await link.recv_frame() for _ in ids]
         assert [r[1] for r in replies] == ids, replies
         assert all(r[0] == 3 for r in replies), replies
+
+
+async def test_stop_naming_another_chargers_transaction_does_not_close_it(server, api, tag):
+    """Transaction ids are global; a charger (buggy, or replaying after a
+    database restore) that names another charger's id must not stop that
+    charger's session. Its stop is still recorded, under its own charger."""
+    a, b = new_id("A"), new_id("B")
+    await api.add_charger(a)
+    await api.add_charger(b)
+    async with charge_point(server, a) as cp_a, charge_point(server, b) as cp_b:
+        await cp_a.boot(connectors=1)
+        await cp_b.boot(connectors=1)
+        tx_a = await cp_a.start_tx(tag, meter_start=100)
+        await cp_b.stop_tx(tx_a, 999, reason="Local")
+    assert (await api.transaction(tx_a))["stopped_at"] is None, "charger B closed charger A's session"
+    assert [t["id"] for t in await api.transactions(charger_id=a, active=True)] == [tx_a]
+    recorded = await api.transactions(charger_id=b)
+    assert len(recorded) == 1 and recorded[0]["meter_stop_wh"] == 999, recorded
+
+
+async def test_oversized_message_is_refused_with_close_1009(server, api, cp_id):
+    """Past the server's size limit the charger must learn why (RFC 6455 1009),
+    not see a bare TCP reset. Only the frame header (announcing 64 MiB) is sent:
+    the limit applies to the announced length, and with nothing left unread the
+    server's close frame cannot be lost to a TCP reset."""
+    async with silent_peer(server, cp_id) as (reader, writer):
+        length = 64 * 1024 * 1024
+        # FIN + text opcode; MASK bit + 127 = 64-bit length; then a masking key.
+        writer.write(bytes([0x81, 0x80 | 127]) + length.to_bytes(8, "big") + b"\x00\x00\x00\x00")
+        await writer.drain()
+        while True:
+            head = await asyncio.wait_for(reader.readexactly(2), EVENT_TIMEOUT)
+            size = head[1] & 0x7F
+            if size == 126:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+            elif size == 127:
+                size = int.from_bytes(await reader.readexactly(8), "big")
+            body = await reader.readexactly(size)
+            if head[0] & 0x0F == 0x8:  # close frame (server frames are unmasked)
+                break
+        code = int.from_bytes(body[:2], "big")
+        assert code == 1009, f"close code {code}, reason {body[2:]!r}"
