@@ -5,7 +5,11 @@ over those slots; capacity = fraction x the ratings of the users with a session 
 rating: 7.04 kW); Beijing time-of-use prices by local hour. Also writes the forecast history: the
 8 weeks before the window.
 
-Usage: python3 norway_problem.py DATA_DIR LOCATION START DAYS FRACTION OUT_DIR
+With V2G_SHARE (e.g. 0.3), every session whose id ends in 0..(10·share − 1) gets V2G: 60 kWh
+battery, state of charge max(30 %, full − its energy / 0.95 − 5 kWh), floor 20 % (or the state of
+charge if lower), discharge at its charging rate, 95 % each way, 0.05 CNY/kWh wear.
+
+Usage: python3 norway_problem.py DATA_DIR LOCATION START DAYS FRACTION OUT_DIR [V2G_SHARE]
 e.g.   python3 norway_problem.py ../shared/data/norway-residential OSL_S 2019-11-04 7 0.25 /tmp/norway
 then   cargo run --release -p orderly-schedule --example solve_json -- /tmp/norway/problem.json
        cargo run --release -p orderly-schedule --example replay_json -- /tmp/norway/problem.json /tmp/norway/history.json
@@ -37,6 +41,13 @@ def price(t):
     h = (start + dt.timedelta(minutes=5*t)).hour
     return 0.3946 if (h<7 or h>=23) else (0.6950 if (7<=h<10 or 15<=h<18 or 21<=h<23) else 1.0044)
 for s in sess: del s['user']
+share = float(sys.argv[7]) if len(sys.argv) > 7 else 0.0
+for s in sess:
+    if s['id'] % 10 < round(10*share):
+        B = 60.0
+        soc = max(0.3*B, B - s['energy_kwh']/0.95 - 5)
+        s['v2g'] = dict(battery_kwh=B, soc_kwh=soc, floor_kwh=min(0.2*B, soc), max_discharge_kw=s['max_kw'],
+                        charge_efficiency=0.95, discharge_efficiency=0.95, wear_cny_per_kwh=0.05)
 json.dump(dict(slot_minutes=5, capacity_kw=[cap]*slots, price=[price(t) for t in range(slots)], sessions=sess), open(os.path.join(out, 'problem.json'),'w'))
 print(len(sess), 'sessions', cap, 'kW', sum(s['energy_kwh'] for s in sess), 'kWh requested')
 # History: the 8 weeks before the window.
