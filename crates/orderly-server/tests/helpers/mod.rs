@@ -425,20 +425,6 @@ impl ChargePoint {
         }
     }
 
-    /// Wait until the server closes the connection; the close code it sent, if any.
-    pub async fn close_code(&mut self) -> Option<u16> {
-        loop {
-            match tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("close in time")
-            {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                None | Some(Err(_)) => return None,
-                Some(Ok(_)) => continue,
-            }
-        }
-    }
-
     /// BootNotification with a fixed vendor/model; returns the payload.
     pub async fn boot(&mut self) -> Value {
         self.call_ok(
