@@ -495,3 +495,16 @@ async def test_oversized_message_is_refused_with_close_1009(server, api, cp_id):
                 break
         code = int.from_bytes(body[:2], "big")
         assert code == 1009, f"close code {code}, reason {body[2:]!r}"
+
+
+async def test_sub_second_samples_are_distinct(server, api, cp_id, tag):
+    """Fast meters sample more than once a second; samples 250 ms apart are
+    different readings, not replays."""
+    t0 = utcnow() - timedelta(minutes=1)
+    stamps = [t0 + timedelta(milliseconds=250 * i) for i in range(4)]
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=1)
+        tx_id = await cp.start_tx(tag, meter_start=0, timestamp=t0 - timedelta(seconds=1))
+        await cp.meter(1, tx_id, [(ts, 10 * (i + 1)) for i, ts in enumerate(stamps)])
+    got = series(await api.meter_values(tx_id))
+    assert got == [(ts, 10.0 * (i + 1)) for i, ts in enumerate(stamps)], got
