@@ -385,3 +385,17 @@ async def test_no_unsolicited_calls_after_boot(server, api, cp_id):
         await cp.send(call.Heartbeat())
         await asyncio.sleep(0.5)  # a negative check: a correct server passes regardless of timing
         assert cp.received == [], cp.received
+
+
+async def test_replayed_old_status_does_not_override_a_newer_one(server, api, cp_id):
+    """A charger replaying its queue after a reconnect can deliver an old
+    StatusNotification after a newer one; the connector's status is the newest
+    by the charger's timestamp, and the old report still enters the history."""
+    now = utcnow()
+    async with charge_point(server, cp_id) as cp:
+        await cp.boot(connectors=1)
+        await cp.status(1, "Available", timestamp=now)
+        await cp.status(1, "Charging", timestamp=now - timedelta(minutes=10))
+    assert (await connector_status(api, cp_id, 1))["status"] == "Available"
+    history = [(h["connector_id"], h["status"]) for h in await api.status_history(cp_id)]
+    assert (1, "Charging") in history, history
