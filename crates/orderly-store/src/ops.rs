@@ -5,7 +5,7 @@
 //! the inner `Err` is a decision about this operation only (conflict, not found, invalid) and is
 //! taken *before* the operation writes anything, so the rest of the batch commits unaffected.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 use orderly_core::{ChargePointId, IdTag};
@@ -126,30 +126,52 @@ impl Touches {
         *slot = (*slot).max(at);
     }
 
-    /// Moves each charger's last_seen forward (never back). Unknown chargers match no row.
-    pub(crate) async fn flush(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    /// Moves each charger's last_seen forward (never back) and returns the ids that exist.
+    pub(crate) async fn flush(
+        self,
+        conn: &mut AnyConnection,
+    ) -> Result<HashSet<String>, sqlx::Error> {
         let all: Vec<(String, i64)> = self.0.into_iter().collect();
+        let mut existing = HashSet::with_capacity(all.len());
         for chunk in all.chunks(400) {
-            // VALUES columns are named column1, column2 on both SQLite and PostgreSQL.
-            let mut sql =
-                String::from("UPDATE chargers SET last_seen_at_ms = v.column2 FROM (VALUES ");
+            // VALUES columns are named column1, column2 on both SQLite and PostgreSQL. Every
+            // existing charger matches (CASE keeps a newer time), so RETURNING lists them all.
+            let mut sql = String::from(
+                "UPDATE chargers SET last_seen_at_ms = CASE WHEN chargers.last_seen_at_ms IS NULL \
+                 OR chargers.last_seen_at_ms < v.column2 THEN v.column2 \
+                 ELSE chargers.last_seen_at_ms END FROM (VALUES ",
+            );
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
             }
-            sql.push_str(
-                ") AS v WHERE chargers.id = v.column1 \
-                 AND (chargers.last_seen_at_ms IS NULL OR chargers.last_seen_at_ms < v.column2)",
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            sql.push_str(") AS v WHERE chargers.id = v.column1 RETURNING chargers.id");
+            let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
             for (id, at) in chunk {
                 q = q.bind(id.as_str()).bind(*at);
             }
-            q.execute(&mut *conn).await?;
+            existing.extend(q.fetch_all(&mut *conn).await?);
         }
-        Ok(())
+        Ok(existing)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Op {
+    /// For a heartbeat whose charger does not exist, the NotFound answer (decided after the
+    /// batch's last-seen update, which is what looks the charger up).
+    pub(crate) fn unseen_charger(&self, existing: &HashSet<String>) -> Option<StoreError> {
+        match self {
+            Op::RecordSeen { id, .. } if !existing.contains(id.as_str()) => {
+                Some(StoreError::NotFound(format!("charger {id}")))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -193,7 +215,8 @@ impl Op {
     /// the charger is alive (a charger busy charging may send MeterValues and no Heartbeat).
     fn charger_seen(&self) -> Option<(&ChargePointId, Timestamp)> {
         match self {
-            Op::RecordFirmwareStatus { id, at, .. }
+            Op::RecordSeen { id, at }
+            | Op::RecordFirmwareStatus { id, at, .. }
             | Op::RecordDiagnosticsStatus { id, at, .. } => Some((id, *at)),
             Op::RecordStatus {
                 id, received_at, ..
@@ -270,27 +293,9 @@ impl Op {
                 .await?;
                 Ok(found(r.rows_affected(), || format!("charger {id}")))
             }
-            Op::RecordSeen { id, at } => {
-                // Never move last_seen backwards (a slow batch may carry an older time).
-                let r = sqlx::query(
-                    "UPDATE chargers SET last_seen_at_ms = $1 WHERE id = $2 \
-                     AND (last_seen_at_ms IS NULL OR last_seen_at_ms < $3)",
-                )
-                .bind(ms(*at))
-                .bind(id.as_str())
-                .bind(ms(*at))
-                .execute(&mut *conn)
-                .await?;
-                if r.rows_affected() > 0 {
-                    return Ok(Ok(Outcome::Done));
-                }
-                let exists = sqlx::query("SELECT 1 AS one FROM chargers WHERE id = $1")
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .is_some();
-                Ok(found(u64::from(exists), || format!("charger {id}")))
-            }
+            // Written by `Touches::flush` with every other last-seen of the batch; the writer
+            // turns the answer into NotFound if the charger turned out not to exist.
+            Op::RecordSeen { .. } => Ok(Ok(Outcome::Done)),
             Op::RecordFirmwareStatus { id, status, at } => {
                 let r = sqlx::query(
                     "UPDATE chargers SET firmware_status = $1, firmware_status_at_ms = $2 WHERE id = $3",

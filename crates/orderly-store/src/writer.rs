@@ -195,7 +195,16 @@ async fn in_transaction(db: &Db, ops: &[&Op]) -> Result<Vec<OpResult>, sqlx::Err
     for op in ops {
         results.push(op.apply(&mut tx, &mut touches).await?);
     }
-    touches.flush(&mut tx).await?;
+    if !touches.is_empty() {
+        let existing = touches.flush(&mut tx).await?;
+        for (op, result) in ops.iter().zip(results.iter_mut()) {
+            if result.is_ok()
+                && let Some(err) = op.unseen_charger(&existing)
+            {
+                *result = Err(err);
+            }
+        }
+    }
     tx.commit().await?;
     Ok(results)
 }

@@ -127,7 +127,7 @@ async fn many_concurrent_writers_all_persisted_none_duplicated() {
 }
 
 /// On a single-threaded runtime every submitter queues its write before the writer runs again,
-/// so batching is deterministic here: 200 writes cannot need 200 commits.
+/// so batching is deterministic here: 201 writes cannot need 201 commits.
 #[tokio::test(flavor = "current_thread")]
 async fn queued_writes_share_commits() {
     each_backend(|url| async move {
@@ -155,13 +155,20 @@ async fn queued_writes_share_commits() {
                 })
             })
             .collect();
+        // A heartbeat from a charger that is not stored, queued among them: only it fails.
+        let ghost = {
+            let store = store.clone();
+            tokio::spawn(async move { store.record_seen(&cp("GHOST"), t(NOW)).await })
+        };
         for task in tasks {
             task.await.unwrap().unwrap();
         }
+        let err = ghost.await.unwrap().unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
         let after = store.writer_stats();
-        assert_eq!(after.operations - before.operations, 200);
+        assert_eq!(after.operations - before.operations, 201);
         assert!(
-            after.batches - before.batches < 200,
+            after.batches - before.batches < 201,
             "expected shared commits, got {:?} -> {:?}",
             before,
             after
