@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cli.from, cli.days, cli.slot_minutes
     );
     println!(
-        "| location | sessions | fraction | cap kW | policy | energy % req. | energy / opt. | cost CNY | cost / opt. | fully served % | peak kW | slots over cap | max over kW | re-plan ms mean / p95 / max | V2G out kWh | floor viol. | V2G cars short |"
+        "| location | sessions | fraction | cap kW | policy | energy % req. | energy / opt. | cost CNY | cost / opt. | fully served % | peak kW | slots over cap | max over kW | re-plan ms mean / p95 / max | V2G out kWh | floor viol. | V2G cars short (of them, got less than without V2G) / V2G cars |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for location in locations {
@@ -71,12 +71,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let none = vec![None; scenario.sessions.len()];
             let (opt, _) = simulate(&scenario, none.clone(), Policy::OfflineOptimal)?;
             let mut rows: Vec<(String, Metrics, String)> = Vec::new();
+            // Energy per car without V2G, per policy, to tell V2G's shortfalls from capacity's.
+            let mut without: Vec<(Policy, Vec<f64>)> = Vec::new();
             for policy in Policy::ALL {
-                let (m, _) = if policy == Policy::OfflineOptimal {
-                    (opt.clone(), ())
-                } else {
-                    (simulate(&scenario, none.clone(), policy)?.0, ())
-                };
+                let (m, plant) = simulate(&scenario, none.clone(), policy)?;
+                without.push((
+                    policy,
+                    (0..scenario.sessions.len())
+                        .map(|i| plant.delivered_kwh(i))
+                        .collect(),
+                ));
                 rows.push((policy.name().to_owned(), m, "–".to_owned()));
             }
             // Forecast-free receding horizon: the offline solver on the cars plugged in now,
@@ -97,19 +101,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for policy in engine_policies {
                     let (m, plant) = simulate(&scenario, v2g.clone(), policy)?;
                     let name = format!("{} + V2G {:.0} %", policy.name(), cli.v2g_share * 100.0);
-                    // V2G cars that left with less than they wanted, of all V2G cars.
+                    // V2G cars that left with less than they wanted, and with less than the
+                    // same policy gave them without V2G, of all V2G cars.
+                    let tol = orderly_sim::metrics::FULLY_SERVED_TOLERANCE_KWH;
+                    let before = &without.iter().find(|(p, _)| *p == policy).map(|w| &w.1);
                     let cars: Vec<usize> = (0..scenario.sessions.len())
                         .filter(|&i| plant.v2g[i].is_some())
                         .collect();
                     let short = cars
                         .iter()
                         .filter(|&&i| {
-                            plant.delivered_kwh(i)
-                                < scenario.sessions[i].wanted_kwh
-                                    - orderly_sim::metrics::FULLY_SERVED_TOLERANCE_KWH
+                            plant.delivered_kwh(i) < scenario.sessions[i].wanted_kwh - tol
                         })
                         .count();
-                    rows.push((name, m, format!("{short} / {}", cars.len())));
+                    let worse = cars
+                        .iter()
+                        .filter(|&&i| before.is_some_and(|b| plant.delivered_kwh(i) < b[i] - tol))
+                        .count();
+                    rows.push((name, m, format!("{short} ({worse}) / {}", cars.len())));
                 }
             }
             for (name, m, v2g_short) in rows {
