@@ -51,9 +51,12 @@
 //! Durability: every write method returns only after its database transaction has committed.
 //! SQLite runs in WAL mode with `synchronous = FULL` (the WAL is fsynced at every commit, so an
 //! acknowledged message survives power loss, not only a process crash); the group commit is what
-//! makes that affordable. WAL checkpoints run in a background task every second rather than inside
-//! a commit, so no write waits for one. Foreign keys are on and a busy timeout of 5 s covers other processes
-//! (e.g. the CLI) writing to the same file.
+//! makes that affordable. WAL checkpoints run in a background task every second rather than
+//! inside a commit, so no write waits for one. Foreign keys are on; writer transactions begin
+//! IMMEDIATE and a busy timeout of 5 s covers other processes (the CLI) writing the same file.
+//!
+//! Ids (transactions, audit entries, status history) come from the `id_sequences` table inside
+//! the writing transaction, because the two backends share no auto-increment syntax.
 
 mod credentials;
 pub mod error;
