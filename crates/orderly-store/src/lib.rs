@@ -98,6 +98,10 @@ pub struct StoreOptions {
     /// acknowledged write survives power loss) or only at checkpoints (`NORMAL`: survives a
     /// process crash, not an OS crash). Exposed so benchmarks can show what FULL costs.
     pub sqlite_synchronous_full: bool,
+    /// Run the group-commit writer on its own OS thread (with its own single-threaded runtime
+    /// and connections) instead of as a task on the caller's runtime, so a busy gateway runtime
+    /// cannot delay the wake-ups between a batch's statements.
+    pub writer_thread: bool,
 }
 
 impl Default for StoreOptions {
@@ -107,6 +111,7 @@ impl Default for StoreOptions {
             queue_capacity: 65_536,
             max_connections: None,
             sqlite_synchronous_full: true,
+            writer_thread: false,
         }
     }
 }
@@ -168,44 +173,27 @@ impl Store {
             Backend::Sqlite => 8,
             Backend::Postgres => 16,
         });
-        let mut pool_options = PoolOptions::<Any>::new()
-            .max_connections(max.max(2))
-            .min_connections(0)
-            // No ping before every acquire: it would add a round trip to each group commit. A
-            // dead connection fails its query instead; the writer then retries op by op on
-            // fresh connections, and readers get the error.
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30));
-        if backend == Backend::Sqlite {
-            let synchronous = if options.sqlite_synchronous_full {
-                "PRAGMA synchronous = FULL"
-            } else {
-                "PRAGMA synchronous = NORMAL"
-            };
-            pool_options = pool_options.after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    // journal_mode is persistent (a no-op once the file is in WAL); the others are
-                    // per connection, so set them on every one rather than trust URL defaults.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute(synchronous).await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
-                    // Checkpoints run in `checkpointer`, off the commit path: an automatic one
-                    // would run inside whichever commit crossed the threshold and stall it and
-                    // every write queued behind it.
-                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = pool_options.connect(url).await?;
+        let pool = pool_options(backend, &options, max).connect(url).await?;
         MIGRATOR.run(&pool).await?;
-        let writer = Writer::spawn(
-            pool.clone(),
-            backend,
-            options.max_batch,
-            options.queue_capacity,
-        );
+        let writer = if options.writer_thread {
+            // The writer's own connections belong to the writer's runtime (a PostgreSQL socket
+            // is registered with the runtime that opened it).
+            Writer::spawn_thread(
+                url.to_owned(),
+                pool_options(backend, &options, 2),
+                backend,
+                options.max_batch,
+                options.queue_capacity,
+            )
+            .await?
+        } else {
+            Writer::spawn(
+                pool.clone(),
+                backend,
+                options.max_batch,
+                options.queue_capacity,
+            )
+        };
         let inner = Arc::new(Inner {
             pool,
             backend,
@@ -793,6 +781,41 @@ impl Store {
             .await?,
         )
     }
+}
+
+/// Pool settings shared by the read pool and the writer's own pool.
+fn pool_options(backend: Backend, options: &StoreOptions, max: u32) -> PoolOptions<Any> {
+    let mut pool_options = PoolOptions::<Any>::new()
+        .max_connections(max.max(2))
+        .min_connections(0)
+        // No ping before every acquire: it would add a round trip to each group commit. A
+        // dead connection fails its query instead; the writer then retries op by op on
+        // fresh connections, and readers get the error.
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(30));
+    if backend == Backend::Sqlite {
+        let synchronous = if options.sqlite_synchronous_full {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        pool_options = pool_options.after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                // journal_mode is persistent (a no-op once the file is in WAL); the others are
+                // per connection, so set them on every one rather than trust URL defaults.
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute(synchronous).await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                // Checkpoints run in `checkpointer`, off the commit path: an automatic one
+                // would run inside whichever commit crossed the threshold and stall it and
+                // every write queued behind it.
+                conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                Ok(())
+            })
+        });
+    }
+    pool_options
 }
 
 /// Copies the SQLite WAL back into the database file every second, without blocking writers

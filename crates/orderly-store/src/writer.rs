@@ -16,7 +16,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{AnyPool, Connection};
+use sqlx::pool::PoolOptions;
+use sqlx::{Any, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
@@ -69,6 +70,49 @@ impl Writer {
             stats.clone(),
         ));
         Self { tx, stats }
+    }
+
+    /// Like [`Writer::spawn`], but on a dedicated OS thread with its own current-thread runtime
+    /// and its own pool (built from `pool_options` inside that runtime). Returns once the
+    /// writer's pool is connected.
+    pub(crate) async fn spawn_thread(
+        url: String,
+        pool_options: PoolOptions<Any>,
+        backend: Backend,
+        max_batch: usize,
+        queue_capacity: usize,
+    ) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel(queue_capacity.max(1));
+        let stats = Arc::new(Stats::default());
+        let (ready, connected) = oneshot::channel();
+        let thread_stats = stats.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        std::thread::Builder::new()
+            .name("orderly-store-writer".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let pool = match pool_options.connect(&url).await {
+                        Ok(pool) => pool,
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready.send(Ok(()));
+                    let db = Db {
+                        pool: pool.clone(),
+                        backend,
+                    };
+                    run(db, rx, max_batch.max(1), thread_stats).await;
+                    pool.close().await;
+                });
+            })
+            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        connected.await.map_err(|_| StoreError::WriterClosed)??;
+        Ok(Self { tx, stats })
     }
 
     /// Queues `op` and waits until it is committed (or has failed).

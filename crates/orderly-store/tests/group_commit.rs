@@ -11,8 +11,21 @@ const NOW: &str = "2026-11-26T12:00:00Z";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_concurrent_writers_all_persisted_none_duplicated() {
-    each_backend(|url| async move {
-        let store = Store::open(&url).await.unwrap();
+    each_backend(|url| concurrent_writers(url, StoreOptions::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_writers_with_the_writer_on_its_own_thread() {
+    let options = || StoreOptions {
+        writer_thread: true,
+        ..StoreOptions::default()
+    };
+    each_backend(|url| concurrent_writers(url, options())).await;
+}
+
+async fn concurrent_writers(url: String, options: StoreOptions) {
+    {
+        let store = Store::open_with(&url, options).await.unwrap();
         let now = t(NOW);
         const CHARGERS: usize = 20;
         const SESSIONS: usize = 25;
@@ -122,8 +135,10 @@ async fn many_concurrent_writers_all_persisted_none_duplicated() {
             "every write went through the writer"
         );
         store.close().await;
-    })
-    .await;
+        // After close, writes fail cleanly whichever way the writer runs.
+        let err = store.record_seen(&cp("CP0"), now).await.unwrap_err();
+        assert!(matches!(err, StoreError::WriterClosed), "{err}");
+    }
 }
 
 /// On a single-threaded runtime every submitter queues its write before the writer runs again,
