@@ -25,8 +25,15 @@ pub struct Cli {
 pub enum Command {
     /// Run the OCPP 1.6J gateway (ws://HOST:PORT/ocpp/{id}), the HTTP API (/api/v1) and /metrics.
     ///
-    /// Prints `listening on ADDR` on stdout once the socket is bound, and `admin token: TOKEN`
-    /// when it created the bootstrap operator token (first start without `admin_token` set).
+    /// On stdout it prints `admin token: TOKEN` when it created the bootstrap operator token
+    /// (first start without `admin_token` set; only a hash is stored), then `listening on ADDR`
+    /// once it is ready. Logs go to stderr (RUST_LOG filters them, default `info`).
+    ///
+    /// Config file keys (and ORDERLY_* variables): listen, data_dir, database_url, admin_token,
+    /// unknown_chargers = "refuse" (default: unknown ids get HTTP 404) | "pending" (connect,
+    /// BootNotification answered Pending, listed for an operator to register) | "reject"
+    /// (connect, BootNotification answered Rejected), heartbeat_interval (seconds, default 300),
+    /// call_timeout (seconds an operator call waits for the charger, default 30).
     Serve(ServeArgs),
     /// Register, list and remove chargers (charge points) in the database.
     #[command(subcommand)]
