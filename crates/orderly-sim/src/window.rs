@@ -10,7 +10,8 @@
 //! - Its rate is its household's measured charging power (`users.csv`), 7.04 kW where that is
 //!   `NA`.
 //! - The capacity is the fraction times the sum of the ratings of the users who have a session
-//!   in the window, constant over time.
+//!   in the window (one that holds no whole slot counts; a skipped row does not), constant over
+//!   time.
 //! - A row of the location with a missing plug-in time, or one arriving in the window with a
 //!   missing plug-out time or energy, is skipped and counted in `skipped`. (A row without a
 //!   plug-in time cannot be placed, so it counts in every window of its location; the data has
