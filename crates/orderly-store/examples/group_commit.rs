@@ -28,11 +28,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = args.get(1).map_or(Ok(20), |a| a.parse())?;
     let only = args.get(2).map(String::as_str);
 
+    let busy_tasks: usize = std::env::var("ORDERLY_BENCH_BUSY_TASKS")
+        .ok()
+        .map_or(Ok(0), |v| v.parse())?;
+    let busy: Vec<_> = (0..busy_tasks)
+        .map(|_| {
+            tokio::spawn(async {
+                loop {
+                    let t0 = Instant::now();
+                    while t0.elapsed() < Duration::from_micros(50) {
+                        std::hint::spin_loop();
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    if busy_tasks > 0 {
+        println!("({busy_tasks} busy tasks on the runtime)");
+    }
+    let thread = StoreOptions {
+        writer_thread: true,
+        ..StoreOptions::default()
+    };
+
     let dir = tempfile::tempdir()?;
     if only != Some("postgres") {
         let url = sqlite_url(&dir.path().join("bench.db"));
         println!("== SQLite (WAL, synchronous=FULL: the default) ==");
         run(&url, StoreOptions::default(), chargers, seconds).await?;
+        let url = sqlite_url(&dir.path().join("bench-thread.db"));
+        println!("== SQLite (synchronous=FULL, writer on its own thread) ==");
+        run(&url, thread.clone(), chargers, seconds).await?;
         let url = sqlite_url(&dir.path().join("bench-normal.db"));
         println!("== SQLite (WAL, synchronous=NORMAL: not power-loss safe, for comparison) ==");
         let normal = StoreOptions {
@@ -55,7 +82,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_or(base.len(), |i| i + base.find("://").map_or(0, |i| i + 3));
             let url = format!("{}/{name}", &base[..host_end]);
             println!("== PostgreSQL ==");
-            let result = run(&url, StoreOptions::default(), chargers, seconds).await;
+            let mut result = run(&url, StoreOptions::default(), chargers, seconds).await;
+            if result.is_ok() {
+                // Same database again: chargers exist, so re-register under fresh names.
+                let mut conn2 = sqlx::AnyConnection::connect(&url).await?;
+                conn2.execute("DELETE FROM meter_values").await?;
+                conn2.execute("DELETE FROM chargers").await?;
+                conn2.close().await?;
+                println!("== PostgreSQL (writer on its own thread) ==");
+                result = run(&url, thread.clone(), chargers, seconds).await;
+            }
             conn.execute(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
             )))
@@ -63,6 +99,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             result?;
         }
         _ => println!("(PostgreSQL skipped: ORDERLY_TEST_POSTGRES_URL is not set)"),
+    }
+    for b in busy {
+        b.abort();
     }
     Ok(())
 }

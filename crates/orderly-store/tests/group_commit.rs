@@ -11,13 +11,14 @@ const NOW: &str = "2026-11-26T12:00:00Z";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_concurrent_writers_all_persisted_none_duplicated() {
+    // Default: the writer on its own thread.
     each_backend(|url| concurrent_writers(url, StoreOptions::default())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn many_concurrent_writers_with_the_writer_on_its_own_thread() {
+async fn many_concurrent_writers_with_the_writer_as_a_task() {
     let options = || StoreOptions {
-        writer_thread: true,
+        writer_thread: false,
         ..StoreOptions::default()
     };
     each_backend(|url| concurrent_writers(url, options())).await;
@@ -141,12 +142,17 @@ async fn concurrent_writers(url: String, options: StoreOptions) {
     }
 }
 
-/// On a single-threaded runtime every submitter queues its write before the writer runs again,
-/// so batching is deterministic here: 201 writes cannot need 201 commits.
+/// With the writer as a task on a single-threaded runtime, every submitter queues its write
+/// before the writer runs again, so batching is deterministic here: 201 writes cannot need 201
+/// commits.
 #[tokio::test(flavor = "current_thread")]
 async fn queued_writes_share_commits() {
     each_backend(|url| async move {
-        let store = Store::open(&url).await.unwrap();
+        let options = StoreOptions {
+            writer_thread: false,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(&url, options).await.unwrap();
         let id = cp("CP1");
         store
             .register_charger(
