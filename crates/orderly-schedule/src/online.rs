@@ -65,6 +65,10 @@ pub struct GhostArrival {
     pub energy_kwh: f64,
     /// Expected aggregate power per day (kW): the sum of the merged cars' rates per day.
     pub max_kw: f64,
+    /// Variance of the group's energy per day (kWh²) if its arrivals are Poisson: the mean
+    /// number of arrivals per day times the mean squared energy of one arrival.
+    #[serde(default)]
+    pub energy_var_kwh2: f64,
 }
 
 /// Expected arrivals per day type and slot of day, learned from history.
@@ -101,7 +105,7 @@ impl Forecast {
         let block_arrival = (60 / slot_minutes).max(1) as usize;
         let block_duration = (120 / slot_minutes).max(1) as usize;
         // (day type, arrival block, duration block) → sums
-        let mut groups: BTreeMap<(usize, usize, usize), [f64; 5]> = BTreeMap::new();
+        let mut groups: BTreeMap<(usize, usize, usize), [f64; 6]> = BTreeMap::new();
         for (k, h) in history.iter().enumerate() {
             let ok = h.energy_kwh.is_finite()
                 && h.energy_kwh >= 0.0
@@ -119,12 +123,13 @@ impl Forecast {
                 h.arrival_slot_of_day / block_arrival,
                 h.duration_slots / block_duration,
             );
-            let g = groups.entry(key).or_insert([0.0; 5]);
+            let g = groups.entry(key).or_insert([0.0; 6]);
             g[0] += 1.0;
             g[1] += h.arrival_slot_of_day as f64;
             g[2] += h.duration_slots as f64;
             g[3] += h.energy_kwh;
             g[4] += h.max_kw;
+            g[5] += h.energy_kwh * h.energy_kwh;
         }
         let mut arrivals: [Vec<GhostArrival>; 2] = [Vec::new(), Vec::new()];
         let ndays = [days.weekdays, days.weekend_days];
@@ -138,6 +143,7 @@ impl Forecast {
                 duration_slots: ((g[2] / g[0]).round() as usize).max(1),
                 energy_kwh: g[3] * per_day,
                 max_kw: g[4] * per_day,
+                energy_var_kwh2: g[5] * per_day,
             });
         }
         for a in &mut arrivals {
@@ -177,6 +183,10 @@ pub struct OnlineConfig {
     /// Within a price level, charge in the earlier slots first instead of levelling the load:
     /// the same cost, and energy banked early cannot be crowded out by a busy evening.
     pub early: bool,
+    /// The expected arrivals before the plugged-in cars' latest departure are taken at
+    /// mean + `upper_z` standard deviations of their total energy (arrivals Poisson per group),
+    /// so that an evening busier than average still finds room. 0 plans for the mean.
+    pub upper_z: f64,
 }
 
 impl OnlineConfig {
@@ -186,6 +196,7 @@ impl OnlineConfig {
             lookahead_slots: (1440 / slot_minutes.max(1)) as usize,
             forecast_scale: 1.0,
             early: true,
+            upper_z: 0.0,
         }
     }
 }
@@ -213,8 +224,15 @@ impl OnlinePlanner {
     }
 
     /// The ghosts the planner adds at `now`, in the problem's slot indices (ids from `u64::MAX`
-    /// downwards), for a horizon of `slots` slots.
+    /// downwards), for a horizon of `slots` slots, every one of them counted as competing with
+    /// the cars plugged in (see [`OnlineConfig::upper_z`]).
     pub fn ghosts(&self, now: usize, slots: usize) -> Vec<Session> {
+        self.ghosts_until(now, slots, slots)
+    }
+
+    /// As [`Self::ghosts`], when the cars plugged in stay until at most `stay_until` (their
+    /// latest departure): only the ghosts arriving before it get the upper-quantile margin.
+    pub fn ghosts_until(&self, now: usize, slots: usize, stay_until: usize) -> Vec<Session> {
         let spd = self.forecast.slots_per_day;
         let scale = self.config.forecast_scale;
         let last = (now + self.config.lookahead_slots).min(slots.saturating_sub(1));
@@ -225,6 +243,8 @@ impl OnlinePlanner {
         let abs = |t: usize| t + self.calendar.slot_of_day_at_zero;
         let first_day = abs(now + 1) / spd;
         let last_day = abs(last) / spd;
+        // (slot, ghost) of every expected arrival in (now, last].
+        let mut found: Vec<(usize, &GhostArrival)> = Vec::new();
         for day in first_day..=last_day {
             let dt = self.calendar.day_types[day % self.calendar.day_types.len()];
             for g in &self.forecast.arrivals[dt.index()] {
@@ -235,17 +255,38 @@ impl OnlinePlanner {
                 if t <= now || t > last {
                     continue;
                 }
-                out.push(Session {
-                    id: u64::MAX - out.len() as u64,
-                    arrival_slot: t,
-                    departure_slot: (t + g.duration_slots).min(slots),
-                    energy_kwh: g.energy_kwh * scale,
-                    max_kw: g.max_kw * scale,
-                    min_kw: 0.0,
-                    priority: Priority::Normal,
-                    v2g: None,
-                });
+                found.push((t, g));
             }
+        }
+        // The arrivals that compete with the cars plugged in (those before their latest
+        // departure) are taken at an upper quantile rather than the mean: mean + z·sd of their
+        // total energy, each group's arrivals Poisson. Few arrivals left (late evening) means a
+        // larger relative spread, so the margin grows exactly when a busy evening would leave
+        // the late, tight cars no room; early in the evening it stays small and cheap.
+        let (mut mean, mut var) = (0.0, 0.0);
+        for &(t, g) in &found {
+            if t < stay_until {
+                mean += g.energy_kwh;
+                var += g.energy_var_kwh2;
+            }
+        }
+        let upper = if mean > 0.0 {
+            1.0 + self.config.upper_z.max(0.0) * var.sqrt() / mean
+        } else {
+            1.0
+        };
+        for (t, g) in found {
+            let k = if t < stay_until { scale * upper } else { scale };
+            out.push(Session {
+                id: u64::MAX - out.len() as u64,
+                arrival_slot: t,
+                departure_slot: (t + g.duration_slots).min(slots),
+                energy_kwh: g.energy_kwh * k,
+                max_kw: g.max_kw * k,
+                min_kw: 0.0,
+                priority: Priority::Normal,
+                v2g: None,
+            });
         }
         out
     }
@@ -263,7 +304,13 @@ impl OnlinePlanner {
         if problem.slot_minutes != self.forecast.slot_minutes {
             return Err(ScheduleError::InvalidSlotMinutes(problem.slot_minutes));
         }
-        let ghosts = self.ghosts(now, slots);
+        let stay_until = problem
+            .sessions
+            .iter()
+            .map(|s| s.departure_slot.min(slots))
+            .max()
+            .unwrap_or(now);
+        let ghosts = self.ghosts_until(now, slots, stay_until);
         // Plan only as far as anyone (real or ghost) stays: a shorter horizon is a faster solve.
         let end = problem
             .sessions

@@ -24,6 +24,10 @@ fn online_near_offline_on_a_synthetic_community() {
 }
 
 fn day(ghost_scale: f64) -> (OnlinePlanner, Problem) {
+    day_with(ghost_scale, 0.0)
+}
+
+fn day_with(ghost_scale: f64, upper_z: f64) -> (OnlinePlanner, Problem) {
     let history: Vec<HistoricSession> = (0..4)
         .map(|k| HistoricSession {
             day_type: DayType::Weekday,
@@ -52,6 +56,7 @@ fn day(ghost_scale: f64) -> (OnlinePlanner, Problem) {
             lookahead_slots: 96,
             forecast_scale: ghost_scale,
             early: true,
+            upper_z,
         },
     );
     let slots = 96;
@@ -98,6 +103,34 @@ fn ghosts_hold_back_the_valley_for_expected_arrivals() {
     assert!(plan.sessions[0].power_kw[..28].iter().any(|&p| p > 0.0));
     assert!((plan.sessions[0].energy_kwh - 30.0).abs() < 1e-9);
     // Deterministic.
+    assert_eq!(planner.plan(0, &pr).unwrap(), plan);
+}
+
+#[test]
+fn upper_quantile_margin_hedges_the_arrivals_that_compete() {
+    // History: 4 arrivals of 20 kWh over 2 weekdays, one group: per day 2 arrivals expected
+    // (mean 40 kWh), Poisson variance 2 × 20² = 800 kWh², sd 28.28 kWh.
+    let (planner, pr) = day_with(1.0, 1.0);
+    let total = |g: &[Session]| g.iter().map(|s| s.energy_kwh).sum::<f64>();
+    let hedged = planner.ghosts_until(0, 96, 60);
+    assert!(
+        (total(&hedged) - (40.0 + 800f64.sqrt())).abs() < 1e-9,
+        "{hedged:?}"
+    );
+    // Ghosts arriving after every plugged-in car has left get no margin.
+    assert!((total(&planner.ghosts_until(0, 96, 5)) - 40.0).abs() < 1e-9);
+    // The car stays until slot 60, so the 18:00 arrivals compete: 30 + 68.3 kWh no longer fit in
+    // the 80 kWh valley, and the car charges some before 23:00 although the mean (40 kWh) fits.
+    let plan = planner.plan(0, &pr).unwrap();
+    assert!(plan.sessions[0].power_kw[..28].iter().any(|&p| p > 0.0));
+    assert!((plan.sessions[0].energy_kwh - 30.0).abs() < 1e-9);
+    let (mean_planner, _) = day_with(1.0, 0.0);
+    let mean_plan = mean_planner.plan(0, &pr).unwrap();
+    assert!(
+        mean_plan.sessions[0].power_kw[..28]
+            .iter()
+            .all(|&p| p == 0.0)
+    );
     assert_eq!(planner.plan(0, &pr).unwrap(), plan);
 }
 
