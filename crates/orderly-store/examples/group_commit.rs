@@ -47,19 +47,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if busy_tasks > 0 {
         println!("({busy_tasks} busy tasks on the runtime)");
     }
-    let thread = StoreOptions {
-        writer_thread: true,
+    let task = StoreOptions {
+        writer_thread: false,
         ..StoreOptions::default()
     };
 
     let dir = tempfile::tempdir()?;
     if only != Some("postgres") {
         let url = sqlite_url(&dir.path().join("bench.db"));
-        println!("== SQLite (WAL, synchronous=FULL: the default) ==");
+        println!("== SQLite (WAL, synchronous=FULL, writer thread: the defaults) ==");
         run(&url, StoreOptions::default(), chargers, seconds).await?;
-        let url = sqlite_url(&dir.path().join("bench-thread.db"));
-        println!("== SQLite (synchronous=FULL, writer on its own thread) ==");
-        run(&url, thread.clone(), chargers, seconds).await?;
+        let url = sqlite_url(&dir.path().join("bench-task.db"));
+        println!("== SQLite (synchronous=FULL, writer as a task on the caller's runtime) ==");
+        run(&url, task.clone(), chargers, seconds).await?;
         let url = sqlite_url(&dir.path().join("bench-normal.db"));
         println!("== SQLite (WAL, synchronous=NORMAL: not power-loss safe, for comparison) ==");
         let normal = StoreOptions {
@@ -81,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .find('/')
                 .map_or(base.len(), |i| i + base.find("://").map_or(0, |i| i + 3));
             let url = format!("{}/{name}", &base[..host_end]);
-            println!("== PostgreSQL ==");
+            println!("== PostgreSQL (writer thread: the default) ==");
             let mut result = run(&url, StoreOptions::default(), chargers, seconds).await;
             if result.is_ok() {
                 // Same database again: chargers exist, so re-register under fresh names.
@@ -89,8 +89,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 conn2.execute("DELETE FROM meter_values").await?;
                 conn2.execute("DELETE FROM chargers").await?;
                 conn2.close().await?;
-                println!("== PostgreSQL (writer on its own thread) ==");
-                result = run(&url, thread.clone(), chargers, seconds).await;
+                println!("== PostgreSQL (writer as a task on the caller's runtime) ==");
+                result = run(&url, task.clone(), chargers, seconds).await;
             }
             conn.execute(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
