@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ScheduleError;
 use crate::model::{Plan, Priority, Problem, Session};
 use crate::offline::{self, SolveOptions};
+use crate::{minpower, v2g};
 
 /// Kind of day, for the forecast: arrivals differ between working days and the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -187,6 +188,12 @@ pub struct OnlineConfig {
     /// mean + `upper_z` standard deviations of their total energy (arrivals Poisson per group),
     /// so that an evening busier than average still finds room. 0 plans for the mean.
     pub upper_z: f64,
+    /// With `upper_z`: the margin may push the plugged-in cars only into slots at most this much
+    /// dearer (CNY/kWh) than the horizon's cheapest; infinity lets it use any slot.
+    pub hedge_premium: f64,
+    /// V2G cars discharge only what they could make up by departure if the arrivals that
+    /// compete with them came at mean + this many standard deviations (see `upper_z`).
+    pub v2g_upper_z: f64,
 }
 
 impl OnlineConfig {
@@ -197,6 +204,8 @@ impl OnlineConfig {
             forecast_scale: 1.0,
             early: true,
             upper_z: 0.0,
+            v2g_upper_z: 4.0,
+            hedge_premium: 0.35,
         }
     }
 }
@@ -233,6 +242,10 @@ impl OnlinePlanner {
     /// As [`Self::ghosts`], when the cars plugged in stay until at most `stay_until` (their
     /// latest departure): only the ghosts arriving before it get the upper-quantile margin.
     pub fn ghosts_until(&self, now: usize, slots: usize, stay_until: usize) -> Vec<Session> {
+        self.ghosts_with(now, slots, stay_until, self.config.upper_z)
+    }
+
+    fn ghosts_with(&self, now: usize, slots: usize, stay_until: usize, z: f64) -> Vec<Session> {
         let spd = self.forecast.slots_per_day;
         let scale = self.config.forecast_scale;
         let last = (now + self.config.lookahead_slots).min(slots.saturating_sub(1));
@@ -271,7 +284,7 @@ impl OnlinePlanner {
             }
         }
         let upper = if mean > 0.0 {
-            1.0 + self.config.upper_z.max(0.0) * var.sqrt() / mean
+            1.0 + z.max(0.0) * var.sqrt() / mean
         } else {
             1.0
         };
@@ -289,6 +302,56 @@ impl OnlinePlanner {
             });
         }
         out
+    }
+
+    /// The pipeline of [`offline::plan_powers`] when V2G cars are plugged in, with the V2G step
+    /// made robust: a discharge is only planned if the car can make it up by departure in the
+    /// room left when the arrivals before the plugged-in cars' latest departure come at
+    /// mean + [`OnlineConfig::v2g_upper_z`] standard deviations. The capacity the V2G linear
+    /// program sees is lowered, slot by slot, by how much more the other cars (real and ghost)
+    /// would draw in that busier scenario.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_with_v2g(
+        &self,
+        sub: &Problem,
+        now: usize,
+        slots: usize,
+        stay_until: usize,
+        shift: &dyn Fn(&Session) -> Session,
+        opts: &SolveOptions,
+        real: usize,
+    ) -> Result<Vec<Vec<f64>>, ScheduleError> {
+        let plain = SolveOptions {
+            v2g: false,
+            repair_min_power: false,
+            ..*opts
+        };
+        let mut power = offline::plan_powers(sub, &plain, real)?;
+        let busy_ghosts = self.ghosts_with(now, slots, stay_until, self.config.v2g_upper_z);
+        let busy_sub = Problem {
+            sessions: sub.sessions[..real]
+                .iter()
+                .cloned()
+                .chain(busy_ghosts.iter().map(shift))
+                .collect(),
+            ..sub.clone()
+        };
+        let busy = offline::plan_powers(&busy_sub, &plain, real)?;
+        let mut guarded = sub.clone();
+        for (t, c) in guarded.capacity_kw.iter_mut().enumerate() {
+            let extra: f64 = (0..sub.sessions.len().min(busy.len()))
+                .filter(|&i| sub.sessions[i].v2g.is_none())
+                .map(|i| busy[i][t] - power[i][t])
+                .sum();
+            *c -= extra.max(0.0);
+        }
+        if opts.v2g {
+            v2g::improve(&guarded, &mut power)?;
+        }
+        if opts.repair_min_power && sub.sessions.iter().any(|s| s.min_kw > 0.0) {
+            minpower::repair(sub, &mut power);
+        }
+        Ok(power)
     }
 
     /// Plan at slot `now`. `problem.sessions` are the cars plugged in now, with the energy they
@@ -336,7 +399,44 @@ impl OnlinePlanner {
             early: self.config.early,
             ..SolveOptions::default()
         };
-        let mut power = offline::plan_powers(&sub, &opts, real)?;
+        let hedged = self.config.upper_z > 0.0 && self.config.hedge_premium.is_finite();
+        let sub = if hedged {
+            // The margin may only move the plugged-in cars' energy into slots at most
+            // `hedge_premium` dearer than the cheapest: in the dearer slots the load is capped
+            // at what the plan for the mean forecast puts there.
+            let mean_ghosts = self.ghosts_with(now, slots, stay_until, 0.0);
+            let mean_sub = Problem {
+                sessions: problem
+                    .sessions
+                    .iter()
+                    .chain(&mean_ghosts)
+                    .map(shift)
+                    .collect(),
+                ..sub.clone()
+            };
+            let quick = SolveOptions {
+                v2g: false,
+                repair_min_power: false,
+                ..opts
+            };
+            let mean_power = offline::plan_powers(&mean_sub, &quick, real)?;
+            let cheapest = sub.price.iter().copied().fold(f64::INFINITY, f64::min);
+            let mut capped = sub;
+            for (t, c) in capped.capacity_kw.iter_mut().enumerate() {
+                if capped.price[t] > cheapest + self.config.hedge_premium {
+                    let load: f64 = mean_power.iter().map(|p| p[t].max(0.0)).sum();
+                    *c = c.min(load * (1.0 + 1e-12) + 1e-12).max(0.0);
+                }
+            }
+            capped
+        } else {
+            sub
+        };
+        let mut power = if problem.sessions.iter().any(|s| s.v2g.is_some()) {
+            self.plan_with_v2g(&sub, now, slots, stay_until, &shift, &opts, real)?
+        } else {
+            offline::plan_powers(&sub, &opts, real)?
+        };
         power.truncate(real);
         let full = power
             .into_iter()

@@ -28,6 +28,15 @@ fn day(ghost_scale: f64) -> (OnlinePlanner, Problem) {
 }
 
 fn day_with(ghost_scale: f64, upper_z: f64) -> (OnlinePlanner, Problem) {
+    day_cfg(OnlineConfig {
+        lookahead_slots: 96,
+        forecast_scale: ghost_scale,
+        upper_z,
+        ..OnlineConfig::for_slot_minutes(15)
+    })
+}
+
+fn day_cfg(config: OnlineConfig) -> (OnlinePlanner, Problem) {
     let history: Vec<HistoricSession> = (0..4)
         .map(|k| HistoricSession {
             day_type: DayType::Weekday,
@@ -52,12 +61,7 @@ fn day_with(ghost_scale: f64, upper_z: f64) -> (OnlinePlanner, Problem) {
             slot_of_day_at_zero: 64,
             day_types: vec![DayType::Weekday; 3],
         },
-        OnlineConfig {
-            lookahead_slots: 96,
-            forecast_scale: ghost_scale,
-            early: true,
-            upper_z,
-        },
+        config,
     );
     let slots = 96;
     let pr = Problem {
@@ -132,6 +136,50 @@ fn upper_quantile_margin_hedges_the_arrivals_that_compete() {
             .all(|&p| p == 0.0)
     );
     assert_eq!(planner.plan(0, &pr).unwrap(), plan);
+}
+
+#[test]
+fn v2g_discharges_only_what_a_busier_evening_leaves_room_to_make_up() {
+    // A V2G car in from 16:00 (peak until 18:00) to 07:00 wanting 10 kWh; two cars expected at
+    // 18:00 (mean 40 kWh, sd 28 kWh) compete for the 80 kWh valley.
+    let plan_with = |v2g_upper_z: f64| {
+        let (planner, mut pr) = day_cfg(OnlineConfig {
+            lookahead_slots: 96,
+            v2g_upper_z,
+            ..OnlineConfig::for_slot_minutes(15)
+        });
+        for t in 0..8 {
+            pr.price[t] = 1.0044;
+        }
+        let car = &mut pr.sessions[0];
+        car.energy_kwh = 10.0;
+        car.v2g = Some(V2g {
+            battery_kwh: 60.0,
+            soc_kwh: 30.0,
+            floor_kwh: 10.0,
+            max_discharge_kw: 7.4,
+            charge_efficiency: 0.95,
+            discharge_efficiency: 0.95,
+            wear_cny_per_kwh: 0.1,
+        });
+        let plan = planner.plan(0, &pr).unwrap();
+        assert_eq!(planner.plan(0, &pr).unwrap(), plan, "deterministic");
+        let out: f64 = plan.sessions[0]
+            .power_kw
+            .iter()
+            .map(|&p| (-p).max(0.0) * 0.25)
+            .sum();
+        (out, plan.sessions[0].energy_kwh)
+    };
+    let (bold, bold_net) = plan_with(0.0);
+    let (careful, careful_net) = plan_with(4.0);
+    // Planning for the mean, the car sells at the peak what the valley can give back…
+    assert!(bold > 1.0, "discharged {bold} kWh");
+    // …planning for a busier evening (153 kWh expected in an 80 kWh valley), it sells less.
+    assert!(careful < bold - 1.0, "{careful} vs {bold}");
+    // Either way its battery is planned back to where charging alone would put it: the net
+    // energy from the grid covers the 10 kWh plus the round-trip losses of what it sold.
+    assert!(bold_net >= 10.0 - 1e-6 && careful_net >= 10.0 - 1e-6);
 }
 
 #[test]
