@@ -94,6 +94,10 @@ fn offline_arbitrary_prices(bencher: divan::Bencher, n: usize) {
 /// One re-plan at 20:00 (slot 96) with `n` cars plugged in and the forecast of a community of
 /// 1.5 × `n` homes learned from 20 days of history (ghosts for the rest of the evening).
 fn online_setup(n: usize) -> (OnlinePlanner, usize, Problem) {
+    online_setup_with(n, OnlineConfig::for_slot_minutes(5))
+}
+
+fn online_setup_with(n: usize, config: OnlineConfig) -> (OnlinePlanner, usize, Problem) {
     let now = 96;
     let mut pr = problem(n, false);
     for s in &mut pr.sessions {
@@ -125,7 +129,7 @@ fn online_setup(n: usize) -> (OnlinePlanner, usize, Problem) {
             slot_of_day_at_zero: 144,
             day_types: vec![DayType::Weekday],
         },
-        OnlineConfig::for_slot_minutes(5),
+        config,
     );
     (planner, now, pr)
 }
@@ -133,6 +137,19 @@ fn online_setup(n: usize) -> (OnlinePlanner, usize, Problem) {
 #[divan::bench(args = [50, 200, 1000], sample_count = 20)]
 fn online_replan(bencher: divan::Bencher, n: usize) {
     let (planner, now, pr) = online_setup(n);
+    bencher.bench(|| planner.plan(now, divan::black_box(&pr)).unwrap());
+}
+
+/// The same re-plan with the upper-quantile hedge on (`upper_z` 1): two fast-path solves.
+#[divan::bench(args = [50, 200, 1000], sample_count = 20)]
+fn online_replan_hedged(bencher: divan::Bencher, n: usize) {
+    let (planner, now, pr) = online_setup_with(
+        n,
+        OnlineConfig {
+            upper_z: 1.0,
+            ..OnlineConfig::for_slot_minutes(5)
+        },
+    );
     bencher.bench(|| planner.plan(now, divan::black_box(&pr)).unwrap());
 }
 
