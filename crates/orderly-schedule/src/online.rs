@@ -345,7 +345,17 @@ impl OnlinePlanner {
                 .sum();
             *c -= extra.max(0.0);
         }
-        if opts.v2g {
+        // When the plan cannot fill some plugged-in car by its departure, capacity is short:
+        // no car discharges, as its make-up would compete with cars already short (and its own
+        // plan, the V2G target, may already be below what it wants).
+        let h = offline::slot_hours(sub);
+        let short = sub.sessions[..real].iter().zip(&power).any(|(s, p)| {
+            let (a, d) = offline::window(s, sub.price.len());
+            let servable = s.energy_kwh.min(s.max_kw * h * (d - a) as f64);
+            let got: f64 = p.iter().map(|kw| kw * h).sum();
+            got < servable - 1e-6 * servable.max(1.0)
+        });
+        if opts.v2g && !short {
             v2g::improve(&guarded, &mut power)?;
         }
         if opts.repair_min_power && sub.sessions.iter().any(|s| s.min_kw > 0.0) {

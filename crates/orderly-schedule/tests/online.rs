@@ -209,3 +209,67 @@ proptest::proptest! {
         proptest::prop_assert!(common::close(c1, c0, 1e-9, 1e-3), "cost {c1} vs {c0}");
     }
 }
+
+#[test]
+fn no_v2g_discharge_while_a_plugged_in_car_is_short() {
+    // 8 slots of 15 minutes, 5 kW; the first 4 at the peak price, the rest in the valley. Car 1
+    // can only charge in the first 4 slots; the V2G car stays all 8 and wants 2 kWh.
+    let problem = |car1_kwh: f64| Problem {
+        slot_minutes: 15,
+        capacity_kw: vec![5.0; 8],
+        price: (0..8)
+            .map(|t| if t < 4 { 1.0044 } else { 0.3946 })
+            .collect(),
+        sessions: vec![
+            Session {
+                id: 1,
+                arrival_slot: 0,
+                departure_slot: 4,
+                energy_kwh: car1_kwh,
+                max_kw: 7.4,
+                min_kw: 0.0,
+                priority: Priority::Normal,
+                v2g: None,
+            },
+            Session {
+                id: 2,
+                arrival_slot: 0,
+                departure_slot: 8,
+                energy_kwh: 2.0,
+                max_kw: 7.4,
+                min_kw: 0.0,
+                priority: Priority::Normal,
+                v2g: Some(V2g {
+                    battery_kwh: 60.0,
+                    soc_kwh: 30.0,
+                    floor_kwh: 10.0,
+                    max_discharge_kw: 3.0,
+                    charge_efficiency: 0.95,
+                    discharge_efficiency: 0.95,
+                    wear_cny_per_kwh: 0.05,
+                }),
+            },
+        ],
+    };
+    let planner = OnlinePlanner::new(
+        Forecast::none(15).unwrap(),
+        Calendar {
+            slot_of_day_at_zero: 0,
+            day_types: vec![DayType::Weekday],
+        },
+        OnlineConfig::for_slot_minutes(15),
+    );
+    let discharged = |pr: &Problem| -> f64 {
+        let plan = planner.plan(0, pr).unwrap();
+        common::check_invariants(pr, &plan).unwrap();
+        plan.sessions[1]
+            .power_kw
+            .iter()
+            .map(|&p| (-p).max(0.0) * 0.25)
+            .sum()
+    };
+    // Car 1 wants 4 kWh of the 5 its slots hold: the V2G car sells at the peak.
+    assert!(discharged(&problem(4.0)) > 0.1);
+    // Car 1 wants 8 kWh and can only get 5: nobody discharges.
+    assert_eq!(discharged(&problem(8.0)), 0.0);
+}
