@@ -116,9 +116,9 @@
 //! discharges: its make-up would compete with cars already short. TRO_R at 0.25: energy
 //! 99.55 → 99.96 % of the offline optimum, V2G cars getting less than without V2G 32 → 21 of
 //! 82, cost 0.956 → 0.962 × (online without V2G: 1.000 ×). The 21 left are all in the window's
-//! last evening, where the window cuts every departure at midnight, short by 0.01–0.1 kWh: the
-//! V2G LP re-times their charging (and make-up) into the last, cheapest hour, leaving them no
-//! slack when one more car arrives (see docs/bench-schedule.md).
+//! last evening, where the window cuts every departure at midnight and cars are short with or
+//! without V2G; they get 0.01–0.1 kWh less than in the run without V2G because the other V2G
+//! cars' make-up takes part of the last hour (see docs/bench-schedule.md).
 //!
 //! # Speed (2-core Xeon, one core, `cargo bench -p orderly-schedule`, medians)
 //!
