@@ -24,8 +24,13 @@ impl ChargePointId {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= 48
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
-        if ok { Ok(Self(s)) } else { Err(IdError::ChargePoint(s)) }
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(IdError::ChargePoint(s))
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -44,7 +49,11 @@ impl IdTag {
     pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
         let s = s.into();
         let ok = !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| (0x20..0x7f).contains(&b));
-        if ok { Ok(Self(s)) } else { Err(IdError::IdTag(s)) }
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(IdError::IdTag(s))
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
