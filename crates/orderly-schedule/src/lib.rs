@@ -120,6 +120,17 @@
 //! without V2G; they get 0.01–0.1 kWh less than in the run without V2G because the other V2G
 //! cars' make-up takes part of the last hour (see docs/bench-schedule.md).
 //!
+//! **Online V2G guard**: a discharge must never be paid for by anyone's energy. Each re-plan
+//! compares the plan with V2G against the plan without V2G (the fast path's basis, finished the
+//! same way): if any session, real or ghost, would get less by its departure (a V2G car: its
+//! battery gain; anyone else: delivered energy; tolerance 1e-6 kWh per kWh, at least 1e-6 kWh),
+//! the re-plan goes without V2G. The V2G linear program already keeps the V2G cars whole and
+//! leaves the others' plan alone, but what the V2G cars move into the cheap slots can still take
+//! room another car needs later in the pipeline (the minimum-power repair then finds no slot for
+//! a car's energy; `tests/online_v2g_guard.rs` has such an instance). The guard works within
+//! one re-plan; it does not see the energy a V2G car discharged at an earlier re-plan and now
+//! wants back.
+//!
 //! # Speed (2-core Xeon, one core, `cargo bench -p orderly-schedule`, medians)
 //!
 //! Offline, 288 five-minute slots, Beijing prices, capacity a quarter of the ratings: 50 cars

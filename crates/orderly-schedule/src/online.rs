@@ -210,6 +210,29 @@ impl OnlineConfig {
     }
 }
 
+/// Tolerance of the online V2G guard (kWh per kWh of the plan without V2G, at least 1 kWh):
+/// above the LP's rounding, far below a meter's resolution.
+const GUARD_KWH: f64 = 1e-6;
+
+/// What a session gets by its departure under `power` (kW per slot of `h` hours): a V2G car's
+/// battery gain (charge times its efficiency, discharge divided by its efficiency), anyone
+/// else's delivered energy.
+fn gain(s: &Session, power: &[f64], h: f64) -> f64 {
+    match &s.v2g {
+        Some(v) => power
+            .iter()
+            .map(|&kw| {
+                if kw >= 0.0 {
+                    v.charge_efficiency * kw * h
+                } else {
+                    kw * h / v.discharge_efficiency
+                }
+            })
+            .sum(),
+        None => power.iter().map(|&kw| kw * h).sum(),
+    }
+}
+
 /// Re-plans the plugged-in cars with the forecast's ghosts. Deterministic: the same inputs give
 /// the same plan.
 #[derive(Debug, Clone)]
@@ -355,13 +378,36 @@ impl OnlinePlanner {
             let got: f64 = p.iter().map(|kw| kw * h).sum();
             got < servable - 1e-6 * servable.max(1.0)
         });
-        if opts.v2g && !short {
-            v2g::improve(&guarded, &mut power)?;
+        let repair = opts.repair_min_power && sub.sessions.iter().any(|s| s.min_kw > 0.0);
+        if !opts.v2g || short {
+            if repair {
+                minpower::repair(sub, &mut power);
+            }
+            return Ok(power);
         }
-        if opts.repair_min_power && sub.sessions.iter().any(|s| s.min_kw > 0.0) {
+        // The plan without V2G, finished as it would be without any V2G car: the yardstick.
+        let mut base = power.clone();
+        if repair {
+            minpower::repair(sub, &mut base);
+        }
+        v2g::improve(&guarded, &mut power)?;
+        if repair {
             minpower::repair(sub, &mut power);
         }
-        Ok(power)
+        // Guard: a discharge must never be paid for by anyone's energy. The V2G step keeps each
+        // V2G car's battery at departure where the plain plan leaves it, but what the V2G cars
+        // move into the cheap slots can still take room another car needs (e.g. the minimum-power
+        // repair then finds no slot to put a car's energy back). If any session (real or ghost)
+        // would get less by its departure than without V2G, this re-plan goes without V2G.
+        let worse = sub
+            .sessions
+            .iter()
+            .zip(power.iter().zip(&base))
+            .any(|(s, (with, without))| {
+                let (a, b) = (gain(s, with, h), gain(s, without, h));
+                a < b - GUARD_KWH * b.abs().max(1.0)
+            });
+        Ok(if worse { base } else { power })
     }
 
     /// Plan at slot `now`. `problem.sessions` are the cars plugged in now, with the energy they
