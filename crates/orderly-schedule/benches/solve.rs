@@ -134,7 +134,7 @@ fn online_setup_with(n: usize, config: OnlineConfig) -> (OnlinePlanner, usize, P
     (planner, now, pr)
 }
 
-#[divan::bench(args = [50, 200, 1000], sample_count = 20)]
+#[divan::bench(args = [50, 200, 1000, 10000], sample_count = 10)]
 fn online_replan(bencher: divan::Bencher, n: usize) {
     let (planner, now, pr) = online_setup(n);
     bencher.bench(|| planner.plan(now, divan::black_box(&pr)).unwrap());
