@@ -43,6 +43,9 @@ pub enum Command {
     IdTag(IdTagCommand),
     /// Replay recorded charging sessions through a charging policy and print metrics as JSON.
     Simulate(orderly_sim::SimulateArgs),
+    /// Run the server with a simulated community of virtual chargers replaying real sessions at
+    /// accelerated time, and print a live summary. Ctrl-C stops it.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Where the configuration and the database are; shared by every storage subcommand.

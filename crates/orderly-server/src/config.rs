@@ -44,6 +44,17 @@ pub struct Config {
     pub heartbeat_interval: u32,
     /// Default time an operator call waits for the charger's answer, in seconds.
     pub call_timeout: u64,
+    /// Protocol seconds per real second. 1 in production; the demo and the end-to-end tests run
+    /// faster so a day passes in minutes.
+    pub clock_speed: f64,
+    /// Where an accelerated clock starts (RFC 3339); default: now.
+    pub clock_start: Option<jiff::Timestamp>,
+    /// `[control]`: controller tunables.
+    pub control: crate::control::ControlSettings,
+    /// `[[communities]]`: communities applied at start-up.
+    pub communities: Vec<crate::control::CommunityConfig>,
+    /// `[openadr]`: the VEN, when the community takes events from an OpenADR 2.0b VTN.
+    pub openadr: Option<crate::grid::openadr::OpenAdrConfig>,
 }
 
 impl Default for Config {
@@ -56,6 +67,11 @@ impl Default for Config {
             unknown_chargers: UnknownChargers::Refuse,
             heartbeat_interval: 300,
             call_timeout: 30,
+            clock_speed: 1.0,
+            clock_start: None,
+            control: crate::control::ControlSettings::default(),
+            communities: Vec::new(),
+            openadr: None,
         }
     }
 }
@@ -82,11 +98,13 @@ pub enum ConfigError {
     Invalid(#[from] Box<figment::Error>),
     #[error("{field} must be at least 1 second")]
     ZeroDuration { field: &'static str },
+    #[error("clock_speed must be a positive number, not {0}")]
+    ClockSpeed(f64),
 }
 
 /// The keys read from `ORDERLY_*` variables; anything else with that prefix (for example
 /// `ORDERLY_TEST_POSTGRES_URL`, used by the test suite) is not configuration.
-const ENV_KEYS: [&str; 7] = [
+const ENV_KEYS: [&str; 9] = [
     "listen",
     "database_url",
     "data_dir",
@@ -94,6 +112,8 @@ const ENV_KEYS: [&str; 7] = [
     "unknown_chargers",
     "heartbeat_interval",
     "call_timeout",
+    "clock_speed",
+    "clock_start",
 ];
 
 impl Config {
@@ -135,7 +155,20 @@ impl Config {
                 field: "call_timeout",
             });
         }
+        if !(config.clock_speed.is_finite() && config.clock_speed > 0.0) {
+            return Err(ConfigError::ClockSpeed(config.clock_speed));
+        }
         Ok(config)
+    }
+
+    /// The protocol clock this configuration asks for.
+    pub fn clock(&self) -> crate::clock::Clock {
+        match (self.clock_start, self.clock_speed) {
+            (None, 1.0) => crate::clock::Clock::real(),
+            (start, speed) => {
+                crate::clock::Clock::accelerated(start.unwrap_or_else(jiff::Timestamp::now), speed)
+            }
+        }
     }
 
     /// The database URL in force: the configured one, or the embedded SQLite file.

@@ -17,9 +17,13 @@
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod control;
+pub mod demo;
 pub mod gateway;
+pub mod grid;
 pub mod metrics;
 pub mod state;
 

@@ -1,6 +1,8 @@
 //! State shared by the gateway and the API: configuration, store, connected-charger registry.
 
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::control::Controllers;
 use crate::gateway::registry::Registry;
 use orderly_store::Store;
 use std::sync::Arc;
@@ -15,15 +17,19 @@ struct Inner {
     config: Config,
     store: Store,
     registry: Registry,
+    clock: Clock,
+    controllers: Controllers,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store) -> Self {
         Self {
             inner: Arc::new(Inner {
+                clock: config.clock(),
                 config,
                 store,
                 registry: Registry::default(),
+                controllers: Controllers::default(),
             }),
         }
     }
@@ -38,5 +44,16 @@ impl AppState {
 
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// Protocol time (see [`Clock`]): use this, not `Timestamp::now()`, for anything a charger or
+    /// a plan sees.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The community controllers.
+    pub fn controllers(&self) -> &Controllers {
+        &self.inner.controllers
     }
 }
