@@ -22,6 +22,7 @@
 pub mod action;
 pub mod connection;
 pub mod frame;
+pub mod smart;
 pub mod time;
 pub mod v16;
 pub mod validate;
