@@ -8,5 +8,6 @@
 //! Architecture invariant: no IO, no clock, no async. Time is an argument.
 
 pub mod command;
+pub mod report;
 
 pub use command::{CommandId, CommandKind, CommandReport, CommandSource, GridCommand};
