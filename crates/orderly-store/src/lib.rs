@@ -58,6 +58,7 @@
 //! Ids (transactions, audit entries, status history) come from the `id_sequences` table inside
 //! the writing transaction, because the two backends share no auto-increment syntax.
 
+pub mod closed_loop;
 mod credentials;
 pub mod error;
 mod ops;
@@ -76,6 +77,10 @@ use sqlx::AnyPool;
 use sqlx::pool::PoolOptions;
 use sqlx::{Any, AssertSqlSafe, Executor};
 
+pub use closed_loop::{
+    ChargerElectrical, CommunityRecord, ComplianceEvent, FinishedSession, GridCommandKind,
+    GridCommandRecord, NewGridCommand, WishDefaults, WishRecord,
+};
 pub use error::{Result, StoreError};
 pub use types::*;
 
@@ -224,7 +229,7 @@ impl Store {
         self.inner.writer.stats()
     }
 
-    fn pool(&self) -> &AnyPool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.inner.pool
     }
 
@@ -236,7 +241,7 @@ impl Store {
         }
     }
 
-    async fn write(&self, op: Op) -> Result<Outcome> {
+    pub(crate) async fn write(&self, op: Op) -> Result<Outcome> {
         self.inner.writer.submit(op).await
     }
 
@@ -837,18 +842,18 @@ async fn checkpointer(inner: std::sync::Weak<Inner>) {
     }
 }
 
-fn unexpected(o: Outcome) -> StoreError {
+pub(crate) fn unexpected(o: Outcome) -> StoreError {
     StoreError::Corrupt(format!("writer answered with an unexpected outcome: {o:?}"))
 }
 
-fn done(o: Outcome) -> Result<()> {
+pub(crate) fn done(o: Outcome) -> Result<()> {
     match o {
         Outcome::Done => Ok(()),
         other => Err(unexpected(other)),
     }
 }
 
-fn flag(o: Outcome) -> Result<bool> {
+pub(crate) fn flag(o: Outcome) -> Result<bool> {
     match o {
         Outcome::Flag(b) => Ok(b),
         other => Err(unexpected(other)),

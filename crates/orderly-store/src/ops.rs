@@ -110,6 +110,8 @@ pub(crate) enum Op {
     RevokeAdminToken {
         name: String,
     },
+    /// The closed loop's records (communities, wishes, grid commands…), see `closed_loop`.
+    Loop(Box<crate::closed_loop::LoopOp>),
 }
 
 type Applied = Result<OpResult, sqlx::Error>;
@@ -184,7 +186,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
 
 /// Takes `n` consecutive ids from a named sequence; returns the first. Runs inside the batch's
 /// transaction, so ids are never handed out twice, on either backend, even across processes.
-async fn take_ids(
+pub(crate) async fn take_ids(
     conn: &mut AnyConnection,
     name: &'static str,
     n: i64,
@@ -379,6 +381,7 @@ impl Op {
                     .await?;
                 Ok(Ok(Outcome::Flag(r.rows_affected() > 0)))
             }
+            Op::Loop(op) => op.apply(conn).await,
             Op::StartTransaction { start, now } => start_transaction(conn, start, *now).await,
             Op::StopTransaction { stop, now } => stop_transaction(conn, stop, *now).await,
             Op::MeterValues {
