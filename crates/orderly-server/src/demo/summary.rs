@@ -1,0 +1,354 @@
+//! The demo's running figures: load against capacity, cars, energy, cost, peaks.
+//!
+//! The load is what the virtual charge points report drawing (their `Power` events): the sum of
+//! each charger's latest draw, stamped with protocol time when the event arrives. Energy and cost
+//! integrate each charger's draw over protocol time, priced at the Beijing time-of-use band in
+//! force (emergency sessions at the community's emergency price).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+#[cfg(test)]
+use jiff::SignedDuration;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use orderly_sim::tariff::Tariff;
+
+use super::replay::Uncontrolled;
+use super::sizing::Sizing;
+
+/// Load above capacity by less than this (kW) is rounding (limits are rounded down to 0.1 A,
+/// meters to whole W), not an excess.
+pub const TOLERANCE_KW: f64 = 0.05;
+
+#[derive(Debug, Default, Clone)]
+struct ChargerLive {
+    kw: f64,
+    since: Option<Timestamp>,
+    plugged: bool,
+    emergency: bool,
+}
+
+/// Running totals of the demo.
+pub struct Tracker {
+    tz: TimeZone,
+    tariff: Tariff,
+    emergency_price: f64,
+    sizing: Sizing,
+    uncontrolled: Uncontrolled,
+    start: Timestamp,
+    chargers: HashMap<String, ChargerLive>,
+    load_kw: f64,
+    energy_kwh: f64,
+    cost_cny: f64,
+    peak: Option<(f64, Timestamp, f64)>,
+    /// Highest load − capacity seen (kW) and when.
+    worst_excess: Option<(f64, Timestamp)>,
+    sessions_ended: usize,
+    delivered_ended_kwh: f64,
+    wanted_ended_kwh: f64,
+    ended_full: usize,
+    plugged_total: usize,
+}
+
+impl Tracker {
+    pub fn new(
+        start: Timestamp,
+        tz: TimeZone,
+        tariff: Tariff,
+        emergency_price: f64,
+        sizing: Sizing,
+        uncontrolled: Uncontrolled,
+    ) -> Self {
+        Self {
+            tz,
+            tariff,
+            emergency_price,
+            sizing,
+            uncontrolled,
+            start,
+            chargers: HashMap::new(),
+            load_kw: 0.0,
+            energy_kwh: 0.0,
+            cost_cny: 0.0,
+            peak: None,
+            worst_excess: None,
+            sessions_ended: 0,
+            delivered_ended_kwh: 0.0,
+            wanted_ended_kwh: 0.0,
+            ended_full: 0,
+            plugged_total: 0,
+        }
+    }
+
+    /// Capacity for cars at protocol time `t` (kW).
+    pub fn capacity_at(&self, t: Timestamp) -> f64 {
+        let hour = t.to_zoned_datetime(self.tz.clone()).hour();
+        self.sizing.capacity_kw(hour as usize)
+    }
+
+    /// Integrate a charger's current draw up to `now`.
+    fn settle(&mut self, charger: &str, now: Timestamp) {
+        let Some(live) = self.chargers.get_mut(charger) else {
+            return;
+        };
+        let Some(since) = live.since else {
+            live.since = Some(now);
+            return;
+        };
+        if now <= since {
+            return;
+        }
+        let (kw, emergency) = (live.kw, live.emergency);
+        live.since = Some(now);
+        if kw <= 0.0 {
+            return;
+        }
+        self.energy_kwh += kw * now.duration_since(since).as_secs_f64() / 3600.0;
+        // Priced minute by minute: a band boundary can fall inside a long interval.
+        let mut t = since;
+        while t < now {
+            let next_minute =
+                Timestamp::from_second(t.as_second() - t.as_second().rem_euclid(60) + 60)
+                    .unwrap_or(now)
+                    .min(now);
+            let hours = next_minute.duration_since(t).as_secs_f64() / 3600.0;
+            let price = if emergency {
+                self.emergency_price
+            } else {
+                self.tariff
+                    .price_at(t.to_zoned_datetime(self.tz.clone()).datetime())
+            };
+            self.cost_cny += kw * hours * price;
+            t = next_minute;
+        }
+    }
+
+    /// A car plugged in at `charger`.
+    pub fn plugged(&mut self, charger: &str, emergency: bool, now: Timestamp) {
+        self.settle(charger, now);
+        let live = self.chargers.entry(charger.to_owned()).or_default();
+        live.plugged = true;
+        live.emergency = emergency;
+        live.since.get_or_insert(now);
+        self.plugged_total += 1;
+    }
+
+    /// A car left `charger` with `delivered` of the `wanted` kWh.
+    pub fn unplugged(&mut self, charger: &str, delivered: f64, wanted: f64, now: Timestamp) {
+        self.power(charger, 0.0, now);
+        if let Some(live) = self.chargers.get_mut(charger) {
+            live.plugged = false;
+            live.emergency = false;
+        }
+        self.sessions_ended += 1;
+        self.delivered_ended_kwh += delivered;
+        self.wanted_ended_kwh += wanted;
+        // Within 1 % or 0.1 kWh of the wish counts as full (meters report whole Wh).
+        if delivered + (0.01 * wanted).max(0.1) >= wanted {
+            self.ended_full += 1;
+        }
+    }
+
+    /// `charger` now draws `kw`.
+    pub fn power(&mut self, charger: &str, kw: f64, now: Timestamp) {
+        self.settle(charger, now);
+        let live = self.chargers.entry(charger.to_owned()).or_default();
+        live.since.get_or_insert(now);
+        let before = live.kw;
+        live.kw = kw.max(0.0);
+        self.load_kw += live.kw - before;
+        if self.load_kw.abs() < 1e-9 {
+            self.load_kw = 0.0;
+        }
+        self.observe(now);
+    }
+
+    fn observe(&mut self, now: Timestamp) {
+        let cap = self.capacity_at(now);
+        let load = self.load_kw;
+        if self.peak.is_none_or(|(p, _, _)| load > p) {
+            self.peak = Some((load, now, cap));
+        }
+        let excess = load - cap;
+        if self.worst_excess.is_none_or(|(e, _)| excess > e) {
+            self.worst_excess = Some((excess, now));
+        }
+    }
+
+    /// Bring energy and cost up to `now` (before printing).
+    pub fn advance(&mut self, now: Timestamp) {
+        let ids: Vec<String> = self.chargers.keys().cloned().collect();
+        for id in ids {
+            self.settle(&id, now);
+        }
+        self.observe(now);
+    }
+
+    pub fn load_kw(&self) -> f64 {
+        self.load_kw
+    }
+
+    pub fn energy_kwh(&self) -> f64 {
+        self.energy_kwh
+    }
+
+    /// Highest load − capacity seen so far (kW; negative when always under).
+    pub fn worst_excess_kw(&self) -> f64 {
+        self.worst_excess.map_or(0.0, |(e, _)| e)
+    }
+
+    fn local(&self, t: Timestamp) -> String {
+        let z = t.to_zoned_datetime(self.tz.clone());
+        let day = self.start.to_zoned_datetime(self.tz.clone()).date();
+        let n = day.until(z.date()).map_or(0, |s| s.get_days()) + 1;
+        format!("day {n} {:02}:{:02}", z.hour(), z.minute())
+    }
+
+    /// One summary line.
+    pub fn line(&self, now: Timestamp) -> String {
+        let plugged = self.chargers.values().filter(|c| c.plugged).count();
+        let charging = self.chargers.values().filter(|c| c.kw > 0.0).count();
+        let (peak, peak_at, peak_cap) = self.peak.unwrap_or((0.0, now, self.capacity_at(now)));
+        let (unc, _) = self.uncontrolled.peak_until(now);
+        let over = self.worst_excess_kw();
+        let over = if over > TOLERANCE_KW {
+            format!("OVER by {over:.1} kW")
+        } else {
+            "never over".to_owned()
+        };
+        format!(
+            "[{}] load {:.1} of {:.1} kW | {plugged} plugged, {charging} charging | {:.1} kWh, {:.2} CNY | peak {peak:.1} kW (capacity {peak_cap:.1}) at {}, {over} | uncontrolled peak {unc:.1} kW",
+            self.local(now),
+            self.load_kw,
+            self.capacity_at(now),
+            self.energy_kwh,
+            self.cost_cny,
+            self.local(peak_at),
+        )
+    }
+
+    /// The closing summary (several lines).
+    pub fn report(&self, now: Timestamp) -> String {
+        let mut out = String::new();
+        let hours = now.duration_since(self.start).as_secs_f64() / 3600.0;
+        let (peak, peak_at, peak_cap) = self.peak.unwrap_or((0.0, now, self.capacity_at(now)));
+        let (unc, unc_at) = self.uncontrolled.peak_until(now);
+        let unc_cap = self.capacity_at(unc_at);
+        let _ = writeln!(
+            out,
+            "summary after {hours:.1} protocol hours (to {}):",
+            self.local(now)
+        );
+        let _ = writeln!(
+            out,
+            "  cars plugged in: {}; left: {} ({} with all the energy they wanted)",
+            self.plugged_total, self.sessions_ended, self.ended_full
+        );
+        let _ = writeln!(
+            out,
+            "  energy delivered: {:.1} kWh (cars that left: {:.1} of {:.1} kWh wanted); uncontrolled would have drawn {:.1} kWh by now",
+            self.energy_kwh,
+            self.delivered_ended_kwh,
+            self.wanted_ended_kwh,
+            self.uncontrolled.energy_until(now),
+        );
+        let avg = if self.energy_kwh > 0.0 {
+            self.cost_cny / self.energy_kwh
+        } else {
+            0.0
+        };
+        let _ = writeln!(out, "  cost: {:.2} CNY ({avg:.3} CNY/kWh)", self.cost_cny);
+        let _ = writeln!(
+            out,
+            "  peak load: {peak:.1} kW at {} (capacity then {peak_cap:.1} kW)",
+            self.local(peak_at)
+        );
+        let _ = writeln!(
+            out,
+            "  max over capacity: {:.1} kW",
+            self.worst_excess_kw().max(0.0)
+        );
+        let _ = write!(
+            out,
+            "  uncontrolled peak: {unc:.1} kW at {} (capacity then {unc_cap:.1} kW)",
+            self.local(unc_at)
+        );
+        out
+    }
+
+    /// Minutes since the start (for tests).
+    #[cfg(test)]
+    fn at(&self, minutes: i64) -> Timestamp {
+        self.start + SignedDuration::from_mins(minutes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::replay::{ReplaySpec, build, shanghai};
+
+    fn tracker() -> Tracker {
+        let tariff = Tariff::read(&orderly_sim::default_data_file(
+            "tariffs/beijing-ev-tou-2016.json",
+        ))
+        .unwrap();
+        let replay = build(
+            &ReplaySpec {
+                chargers: 2,
+                from: "2020-01-15".parse().unwrap(),
+                days: 1,
+                demo_day: "2026-11-26".parse().unwrap(),
+                tz: shanghai(),
+            },
+            &[],
+            &HashMap::new(),
+        );
+        Tracker::new(
+            replay.start,
+            shanghai(),
+            tariff,
+            1.5,
+            Sizing::for_community(2, 14.08),
+            replay.uncontrolled(),
+        )
+    }
+
+    #[test]
+    fn energy_cost_and_peaks_integrate_over_protocol_time() {
+        let mut t = tracker();
+        // Capacity: 2 households, 0.35 × 14.08 + 3 = 7.93 kW → 10 kVA → 9 kW − base load.
+        // 20:00 local (minute 480 after noon): base load 3.0, capacity 6.0 kW.
+        assert!((t.capacity_at(t.at(480)) - 6.0).abs() < 1e-9);
+        t.plugged("A", false, t.at(420));
+        t.power("A", 4.0, t.at(420));
+        t.plugged("B", true, t.at(480));
+        t.power("B", 3.0, t.at(480)); // 7 kW at 20:00 > 6 kW
+        t.power("A", 2.0, t.at(490));
+        t.advance(t.at(540));
+        // A: 4 kW × 70 min + 2 kW × 50 min = 6.333 kWh at the 19:00–21:00 peak price (1.0044);
+        // B: 3 kW × 60 min = 3 kWh at the emergency price.
+        let a = 4.0 * 70.0 / 60.0 + 2.0 * 50.0 / 60.0;
+        assert!((t.energy_kwh() - (a + 3.0)).abs() < 1e-9);
+        assert!((t.cost_cny - (a * 1.0044 + 3.0 * 1.5)).abs() < 1e-9);
+        assert!((t.worst_excess_kw() - 1.0).abs() < 1e-9);
+        let line = t.line(t.at(540));
+        assert!(line.starts_with("[day 1 21:00] load 5.0 of "), "{line}");
+        assert!(line.contains("2 plugged, 2 charging"), "{line}");
+        assert!(
+            line.contains("peak 7.0 kW (capacity 6.0) at day 1 20:00"),
+            "{line}"
+        );
+        assert!(line.contains("OVER by 1.0 kW"), "{line}");
+        t.unplugged("B", 3.0, 3.0, t.at(540));
+        t.unplugged("A", 6.0, 10.0, t.at(540));
+        assert_eq!(t.load_kw(), 0.0);
+        let report = t.report(t.at(600));
+        assert!(
+            report.contains("left: 2 (1 with all the energy"),
+            "{report}"
+        );
+        assert!(report.contains("max over capacity: 1.0 kW"), "{report}");
+    }
+}
