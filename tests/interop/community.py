@@ -571,6 +571,8 @@ class ChargerConfig:
     voltage_v: float = 220.0
     max_current_a: float = 32.0
     ignore_limits: bool = False
+    # The unit the server is told to send profiles in: "amperes" or "watts".
+    rate_unit: str = "amperes"
 
     @property
     def charger(self) -> Charger:
@@ -604,7 +606,7 @@ class Community:
         for c in self.chargers:
             lines.append(
                 f'  {{ id = "{c.id}", phases = {c.phases}, voltage_v = {c.voltage_v!r}, '
-                f"max_current_a = {c.max_current_a!r} }},"
+                f'max_current_a = {c.max_current_a!r}, rate_unit = "{c.rate_unit}" }},'
             )
         lines.append("]")
         return "\n".join(lines) + "\n"
