@@ -23,7 +23,6 @@ mod http;
 pub mod replay;
 pub mod sizing;
 pub mod summary;
-mod vcp_stub;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -36,10 +35,12 @@ use anyhow::Context;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use orderly_core::{ChargePointId, IdTag};
+use orderly_loadgen::virtual_cp::{
+    CarVisit, SharedClock, VcpEvent, VcpSummary, VirtualChargerConfig, run_virtual_charger,
+};
 use orderly_store::{AuthorizationStatus, IdTagRecord, NewCharger, StoreError};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
-use vcp_stub::{CarVisit, SharedClock, VcpEvent, VirtualChargerConfig, run_virtual_charger};
 
 use crate::config::Config;
 use crate::control::ControlSettings;
@@ -290,13 +291,16 @@ pub async fn run(
     let mut by_arrival: HashMap<(String, i64), Visit> = HashMap::new();
     for (id, visits) in ids.iter().zip(&replay.chargers) {
         let config = VirtualChargerConfig {
-            url: format!("ws://{addr}/ocpp/{id}"),
-            id: id.clone(),
             phases: 1,
             voltage_v: VOLTAGE_V,
             max_current_a: MAX_CURRENT_A,
             meter_interval_secs: args.meter_interval,
-            clock: shared_clock.clone(),
+            speed: args.speed,
+            ..VirtualChargerConfig::new(
+                format!("ws://{addr}/ocpp/{id}"),
+                id.clone(),
+                shared_clock.clone(),
+            )
         };
         let cars = visits
             .iter()
@@ -337,6 +341,7 @@ pub async fn run(
     };
     tokio::pin!(deadline, shutdown);
     let mut events_open = true;
+    let mut ended: Vec<VcpSummary> = Vec::new();
     loop {
         tokio::select! {
             event = events.recv(), if events_open => match event {
@@ -352,7 +357,7 @@ pub async fn run(
                 let _ = writeln!(out, "{}", tracker.line(now));
                 let _ = out.flush();
             }
-            Some(joined) = fleet.join_next() => report_charger_end(joined),
+            Some(joined) = fleet.join_next() => report_charger_end(joined, &mut ended),
             () = &mut shutdown => break,
             () = &mut deadline => break,
         }
@@ -365,7 +370,7 @@ pub async fn run(
     let _ = stop_fleet.send(true);
     let drained = tokio::time::timeout(STOP_GRACE, async {
         while let Some(joined) = fleet.join_next().await {
-            report_charger_end(joined);
+            report_charger_end(joined, &mut ended);
         }
     })
     .await;
@@ -379,6 +384,7 @@ pub async fn run(
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", tracker.line(stopped_at))?;
     writeln!(out, "{report}")?;
+    writeln!(out, "{}", fleet_line(&ended, args.chargers))?;
     let failures = wish_failures.load(std::sync::atomic::Ordering::Relaxed);
     if failures > 0 {
         writeln!(out, "  wishes the API refused: {failures} (see the log)")?;
@@ -585,14 +591,31 @@ fn on_event(
     }
 }
 
-fn report_charger_end<E: std::fmt::Display, S>(
-    joined: Result<(String, Result<S, E>), tokio::task::JoinError>,
+fn report_charger_end<E: std::fmt::Display>(
+    joined: Result<(String, Result<VcpSummary, E>), tokio::task::JoinError>,
+    ended: &mut Vec<VcpSummary>,
 ) {
     match joined {
-        Ok((_, Ok(_))) => {}
+        Ok((_, Ok(summary))) => ended.push(summary),
         Ok((id, Err(e))) => tracing::warn!(charger = %id, "virtual charger stopped: {e}"),
         Err(e) => tracing::warn!("virtual charger task failed: {e}"),
     }
+}
+
+/// One line of what the virtual chargers counted.
+fn fleet_line(ended: &[VcpSummary], chargers: usize) -> String {
+    let sum = |f: fn(&VcpSummary) -> u64| ended.iter().map(f).sum::<u64>();
+    format!(
+        "  virtual chargers ({} of {chargers} reported): {} visits started, {} completed, {} skipped, {} refused; profiles {} accepted, {} rejected; {} reconnects",
+        ended.len(),
+        sum(|s| s.visits_started),
+        sum(|s| s.visits_completed),
+        sum(|s| s.visits_skipped),
+        sum(|s| s.visits_refused),
+        sum(|s| s.profiles_accepted),
+        sum(|s| s.profiles_rejected),
+        sum(|s| s.disconnects),
+    )
 }
 
 #[cfg(test)]
