@@ -345,7 +345,7 @@ impl Connection<'_> {
             }
         };
         match incoming {
-            Incoming::Call { id, action } => {
+            Incoming::Call { id, action, .. } => {
                 stats.server_calls.incr();
                 self.ws
                     .send(Message::text(ocpp::not_implemented(&id, &action)))

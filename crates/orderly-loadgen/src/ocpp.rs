@@ -71,7 +71,11 @@ pub enum Incoming {
     /// `[4, id, code, description, details]`
     Error { id: String, code: String },
     /// `[2, id, action, payload]`: a server-initiated request.
-    Call { id: String, action: String },
+    Call {
+        id: String,
+        action: String,
+        payload: Value,
+    },
 }
 
 /// Why a received frame could not be read.
@@ -113,6 +117,7 @@ pub fn parse(text: &str) -> Result<Incoming, FrameError> {
         (2, 4) => Ok(Incoming::Call {
             id: text_at(&items, 1)?,
             action: text_at(&items, 2)?,
+            payload: items.pop().unwrap_or(Value::Null),
         }),
         _ => Err(FrameError::Shape),
     }
@@ -183,7 +188,8 @@ mod tests {
             parse(r#"[2,"x","Reset",{"type":"Soft"}]"#).unwrap(),
             Incoming::Call {
                 id: "x".into(),
-                action: "Reset".into()
+                action: "Reset".into(),
+                payload: json!({"type": "Soft"})
             }
         );
     }
