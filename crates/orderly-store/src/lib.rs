@@ -62,9 +62,11 @@ pub mod closed_loop;
 mod credentials;
 pub mod error;
 mod ops;
+pub mod registry;
 mod rows;
 mod secrets;
 pub mod types;
+pub mod users;
 mod writer;
 
 use std::path::Path;
@@ -82,7 +84,13 @@ pub use closed_loop::{
     GridCommandRecord, NewGridCommand, WishDefaults, WishRecord,
 };
 pub use error::{Result, StoreError};
+pub use registry::{
+    Bay, BayCharger, BayInput, ChargerFacts, ChargerKind, ChargerRegistration, CommunityFacts,
+    CommunityRegistry, ConstructionFigures, District, Lifecycle, RegistrationFilter,
+    RegistryConnector, RegistryEvent, Tenure, Transfer, TransferDecision, TransferState,
+};
 pub use types::*;
+pub use users::{NewSession, NewUser, Role, Scope, UserRecord, UserUpdate};
 
 use ops::{Op, Outcome};
 use rows::ms;
@@ -346,6 +354,10 @@ impl Store {
         let Some(hash) = hash else {
             return Ok(PasswordCheck::NoPasswordSet);
         };
+        if hash == registry::REVOKED_PASSWORD {
+            // Decommissioned: no password opens it again.
+            return Ok(PasswordCheck::Invalid);
+        }
         let ok = self
             .inner
             .verifier

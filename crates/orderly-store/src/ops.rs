@@ -26,6 +26,8 @@ pub(crate) enum Outcome {
     Stop(StopOutcome),
     Meter(MeterValuesOutcome),
     Id(i64),
+    /// The answer of an [`Op::Dyn`] operation, downcast by the module that defined it.
+    Boxed(Box<dyn std::any::Any + Send>),
 }
 
 pub(crate) type OpResult = Result<Outcome, StoreError>;
@@ -112,9 +114,21 @@ pub(crate) enum Op {
     },
     /// The closed loop's records (communities, wishes, grid commands…), see `closed_loop`.
     Loop(Box<crate::closed_loop::LoopOp>),
+    /// An operation defined in another module (users, registry), so those need no variant here.
+    Dyn(std::sync::Arc<dyn DynOp>),
 }
 
-type Applied = Result<OpResult, sqlx::Error>;
+/// A write operation defined outside this file. Same contract as [`Op::apply`]: outer `Err`
+/// aborts the batch, inner `Err` is decided before anything is written; it may be re-applied
+/// alone after a failed batch.
+pub(crate) trait DynOp: std::fmt::Debug + Send + Sync {
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Applied> + Send + 'c>>;
+}
+
+pub(crate) type Applied = Result<OpResult, sqlx::Error>;
 
 /// Last-seen times collected over one database transaction, written by [`Touches::flush`] in one
 /// statement per 400 chargers instead of one per message.
@@ -382,6 +396,7 @@ impl Op {
                 Ok(Ok(Outcome::Flag(r.rows_affected() > 0)))
             }
             Op::Loop(op) => op.apply(conn).await,
+            Op::Dyn(op) => op.apply(conn).await,
             Op::StartTransaction { start, now } => start_transaction(conn, start, *now).await,
             Op::StopTransaction { stop, now } => stop_transaction(conn, stop, *now).await,
             Op::MeterValues {
