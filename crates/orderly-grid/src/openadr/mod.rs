@@ -206,6 +206,13 @@ impl Ven {
         }
     }
 
+    /// The community capacity (kW) relative signals scale by, for events decided from now on.
+    pub fn set_capacity_kw(&mut self, kw: f64) {
+        if kw.is_finite() && kw >= 0.0 {
+            self.config.policy.capacity_kw = kw;
+        }
+    }
+
     fn request_id(&mut self) -> String {
         self.seq += 1;
         format!("{}-{}", self.config.ven_name, self.seq)
