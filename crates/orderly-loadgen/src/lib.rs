@@ -13,12 +13,15 @@
 //! - [`smart`]: OCPP 1.6 smart charging as a charge point evaluates it (pure: profiles + t → limit).
 //! - [`virtual_cp`]: virtual charge points that replay car visits in protocol time and obey the
 //!   charging profiles they are sent (the demo's chargers and the grid-command benchmark's).
+//! - [`gridbench`]: the "grid command → new limits accepted by every charger" benchmark
+//!   (`orderly-gridbench`).
 //! - [`http`]: a minimal HTTP/1.1 JSON client for the central system's API on loopback.
 //!
 //! The generator is bounded: [`run::run`] returns after ramp + steady window + a short drain, and it
 //! refuses targets and source addresses outside 127.0.0.0/8, so it only ever loads this machine.
 
 pub mod conn;
+pub mod gridbench;
 pub mod http;
 pub mod ocpp;
 pub mod pattern;
