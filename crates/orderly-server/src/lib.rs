@@ -52,6 +52,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot apply the configured communities: {0}")]
+    Communities(#[from] control::ApplyError),
 }
 
 /// An opened state plus what start-up created.
@@ -69,6 +71,8 @@ pub async fn open(config: Config) -> Result<Opened, ServerError> {
     let created_admin_token = store
         .ensure_admin_token(config.admin_token.as_deref(), jiff::Timestamp::now())
         .await?;
+    // `[[communities]]` of the config file: created or updated, chargers registered if missing.
+    control::apply_config(&store, &config.communities, jiff::Timestamp::now()).await?;
     // Compile the 56 schemas now rather than on the first charger's message.
     orderly_ocpp::validate::warm_up();
     Ok(Opened {
@@ -104,15 +108,26 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serve `state` on `listener` until `shutdown` completes, then close the store (flushing the
-/// writer).
+/// writer). The community controllers run while it serves.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // One controller per stored community, before the first charger can connect.
+    control::start_all(&state).await?;
+    // The OpenADR VEN, when configured, until the server stops (dropping `_ven_stop` ends it).
+    let (_ven_stop, ven_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(openadr) = state.config().openadr.clone() {
+        tokio::spawn(grid::openadr::run(openadr, state.clone(), async move {
+            let _ = ven_stopped.await;
+        }));
+    }
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
+    // No new profiles once shutdown began: chargers keep the fallback they hold.
+    state.controllers().stop_all();
     // WebSockets are not HTTP connections any more, so axum does not wait for them: close them,
     // let answers in progress finish, then flush the writer.
     state.registry().disconnect_all();

@@ -139,10 +139,15 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let result = async {
         let id = path_id(raw.clone())?;
+        let community = state.store().charger_electrical(&id).await?;
         if !state.store().remove_charger(&id).await? {
             return Err(ApiError::not_found(format!("charger {id} not found")));
         }
         state.registry().disconnect(&id);
+        // Its electrical facts went with it: its community's controller plans without it.
+        if let Some(attrs) = community {
+            crate::control::start_or_reload(&state, &attrs.community_id).await?;
+        }
         Ok(StatusCode::NO_CONTENT)
     }
     .await;

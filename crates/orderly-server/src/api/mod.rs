@@ -3,17 +3,22 @@
 //! - [`error`]: `{"error": ...}` responses and extractors whose rejections use them.
 //! - [`dto`]: the JSON shapes, converted from store records.
 //! - [`chargers`], [`id_tags`], [`transactions`], [`operations`], [`audit`]: the handlers.
+//! - [`communities`], [`wishes`], [`grid_commands`]: the closed loop's endpoints (communities
+//!   and their plan, residents' wishes, grid load-control commands).
 //!
 //! Every handler carries a `#[utoipa::path]` annotation and is registered through
 //! `utoipa_axum::routes!`, so the route table and the OpenAPI document cannot drift apart.
 
 pub mod audit;
 pub mod chargers;
+pub mod communities;
 pub mod dto;
 pub mod error;
+pub mod grid_commands;
 pub mod id_tags;
 pub mod operations;
 pub mod transactions;
+pub mod wishes;
 
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -50,6 +55,9 @@ pub const BEARER: &str = "bearer";
         (name = "id-tags", description = "Authorization identifiers"),
         (name = "transactions", description = "Charging transactions and meter values"),
         (name = "audit", description = "Operator commands as recorded"),
+        (name = "communities", description = "Communities (transformer, base load, tariff), their chargers and plan"),
+        (name = "wishes", description = "Residents' wishes: departure, energy, emergency"),
+        (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
     )
 )]
 struct ApiDoc;
@@ -80,6 +88,18 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(transactions::get))
         .routes(routes!(transactions::meter_values))
         .routes(routes!(audit::list))
+        .routes(routes!(communities::list))
+        .routes(routes!(
+            communities::get,
+            communities::put,
+            communities::remove
+        ))
+        .routes(routes!(communities::attach, communities::detach))
+        .routes(routes!(communities::plan))
+        .routes(routes!(wishes::put_wish))
+        .routes(routes!(wishes::put_defaults, wishes::get_defaults))
+        .routes(routes!(grid_commands::create, grid_commands::list))
+        .routes(routes!(grid_commands::get, grid_commands::cancel))
         .split_for_parts();
     let document: Arc<Value> =
         Arc::new(serde_json::to_value(&openapi).expect("the OpenAPI document serializes"));

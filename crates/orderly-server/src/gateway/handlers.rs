@@ -5,9 +5,12 @@
 //! its batch has committed). Payloads arrive schema-validated and typed by `orderly-ocpp`; values
 //! are converted to the store's types here, at the edge.
 
+use super::loop_inputs;
 use crate::config::UnknownChargers;
+use crate::control;
 use crate::state::AppState;
 use jiff::Timestamp;
+use orderly_control::Input;
 use orderly_core::{ChargePointId, IdTag};
 use orderly_ocpp::ErrorCode;
 use orderly_ocpp::v16::{self, ChargerRequest};
@@ -120,7 +123,30 @@ pub async fn handle(
                     .map(|r| small_int(r, "reservationId"))
                     .transpose()?,
             };
+            let (charger, connector_id, tag, meter_start_wh, at) = (
+                start.charger_id.clone(),
+                start.connector_id,
+                start.id_tag.clone(),
+                start.meter_start_wh,
+                start.timestamp,
+            );
             let outcome = store.start_transaction(start, now).await?;
+            // Committed: tell the community's controller (a replay is already known to it).
+            if !outcome.replayed
+                && outcome.id_tag_info.status == store::AuthorizationStatus::Accepted
+            {
+                state.controllers().post(
+                    &charger,
+                    control::Msg::Started {
+                        transaction_id: i64::from(outcome.transaction_id.0),
+                        charger: charger.clone(),
+                        connector_id,
+                        id_tag: Some(tag),
+                        meter_start_wh,
+                        at,
+                    },
+                );
+            }
             Ok(to_value(v16::StartTransactionResponse {
                 id_tag_info: outcome.id_tag_info.into_ocpp(),
                 transaction_id: i64::from(outcome.transaction_id.0),
@@ -144,7 +170,17 @@ pub async fn handle(
                     .map(meter_value)
                     .collect(),
             };
+            let stopped_at = stop.timestamp;
             let outcome = store.stop_transaction(stop, now).await?;
+            if outcome.was_known && !outcome.already_stopped {
+                state.controllers().input(
+                    id,
+                    Input::TransactionStopped {
+                        transaction_id: i64::from(outcome.recorded_as.0),
+                        at: stopped_at,
+                    },
+                );
+            }
             Ok(to_value(v16::StopTransactionResponse {
                 id_tag_info: outcome.id_tag_info.map(IntoOcpp::into_ocpp),
             }))
@@ -159,7 +195,13 @@ pub async fn handle(
                     .transpose()?,
                 meter_values: req.meter_value.into_iter().map(meter_value).collect(),
             };
+            let readings = loop_inputs::readings(&report.meter_values);
+            let (connector_id, transaction_id) = (
+                report.connector_id,
+                report.transaction_id.map(|t| i64::from(t.0)),
+            );
             store.record_meter_values(report, now).await?;
+            post_readings(state, id, connector_id, transaction_id, readings);
             Ok(to_value(v16::MeterValuesResponse {}))
         }
         ChargerRequest::DataTransfer(req) => {
@@ -226,6 +268,16 @@ async fn boot(
         store.record_boot(id, info, now).await?;
     }
     session.accepted = registered;
+    if status == v16::RegistrationStatus::Accepted {
+        // Its profiles (ChargePointMax, TxDefault) are (re)sent: a rebooted charger may have
+        // lost them. They queue behind this answer on the connection.
+        state.controllers().input(
+            id,
+            Input::ChargerConnected {
+                charger: id.clone(),
+            },
+        );
+    }
     Ok(v16::BootNotificationResponse {
         status,
         current_time: now.into(),
@@ -233,6 +285,42 @@ async fn boot(
         // interval so an operator's registration takes effect within one heartbeat period.
         interval: i64::from(state.config().heartbeat_interval),
     })
+}
+
+/// Hand a charger's readings to its community's controller, and the community meter's to the
+/// community it measures.
+fn post_readings(
+    state: &AppState,
+    charger: &ChargePointId,
+    connector_id: i32,
+    transaction_id: Option<i64>,
+    readings: Vec<loop_inputs::Reading>,
+) {
+    let controllers = state.controllers();
+    if let Some(community) = controllers.metered_community(charger) {
+        for r in &readings {
+            if let Some(power_w) = r.power_w {
+                controllers.post_community(
+                    &community,
+                    control::Msg::Input(Input::CommunityMeter { at: r.at, power_w }),
+                );
+            }
+        }
+    }
+    for r in readings {
+        controllers.input(
+            charger,
+            Input::Meter {
+                charger: charger.clone(),
+                connector_id,
+                transaction_id,
+                at: r.at,
+                power_w: r.power_w,
+                energy_wh: r.energy_wh,
+                soc_percent: r.soc_percent,
+            },
+        );
+    }
 }
 
 fn to_value<T: Serialize>(response: T) -> Value {

@@ -5,11 +5,14 @@
 //! policy (else 404), HTTP Basic credentials valid when the charger has a password (else 401).
 //! After the upgrade, [`session`] runs one driver task per connection.
 //!
-//! - [`handlers`]: answers to the ten charger-initiated actions.
+//! - [`handlers`]: answers to the ten charger-initiated actions; after each commit they post
+//!   what the community's controller needs (never waiting for it).
+//! - [`loop_inputs`]: meter values converted to the controller's units.
 //! - [`registry`]: connected chargers, and the channel to each driver.
 //! - [`session`]: the driver task (socket ⇄ `orderly_ocpp::Connection` ⇄ handlers/operators).
 
 pub mod handlers;
+pub mod loop_inputs;
 pub mod registry;
 pub mod session;
 

@@ -85,15 +85,19 @@ impl Registry {
 
     /// A driver ends: remove `id` if it is still registered by connection `serial` (a replaced
     /// connection must not remove its successor). Call exactly once per [`Registry::register`].
-    pub fn unregister(&self, id: &ChargePointId, serial: ConnectionSerial) {
-        {
+    /// Returns whether this connection was still the charger's registered one.
+    pub fn unregister(&self, id: &ChargePointId, serial: ConnectionSerial) -> bool {
+        let removed = {
             let mut entries = self.lock();
-            if entries.get(id).is_some_and(|e| e.serial == serial) {
+            let current = entries.get(id).is_some_and(|e| e.serial == serial);
+            if current {
                 entries.remove(id);
             }
-        }
+            current
+        };
         self.live.fetch_sub(1, Ordering::SeqCst);
         self.unregistered.notify_waiters();
+        removed
     }
 
     /// Close every connection (server shutdown).

@@ -166,7 +166,16 @@ pub async fn run(state: AppState, mut session: Session, mut socket: WebSocket) {
         End::ClosedByCharger | End::SocketError => {}
     }
     // Last, so that waiting for an empty registry means every answer has been sent.
-    state.registry().unregister(&session.id, serial);
+    if state.registry().unregister(&session.id, serial) {
+        // Only when this was the charger's live connection: a replaced one ending must not
+        // mark its successor disconnected.
+        state.controllers().input(
+            &session.id,
+            orderly_control::Input::ChargerDisconnected {
+                charger: session.id.clone(),
+            },
+        );
+    }
     tracing::debug!(charger = %session.id, ?end, "disconnected");
 }
 
@@ -214,7 +223,7 @@ async fn on_message(
                 state,
                 session,
                 request,
-                jiff::Timestamp::now(),
+                state.clock().now(),
             ))
             .await;
             let reply = match result {
