@@ -1,0 +1,248 @@
+"""OpenADR 2.0b: the server's VEN against an independent VTN, openleadr's OpenADRServer
+(pinned in requirements.txt), started here in the test's event loop on a free port.
+
+The real `orderly` binary runs with an `[openadr]` section pointing at the VTN and one
+community with chargers. The VTN sees the VEN register, offer and send telemetry (the
+community's charging load, kW), and answer events with oadrCreatedEvent; each event becomes a
+grid command of the community (API: /communities/{id}/grid-commands, source OpenADR), a
+cancellation cancels it. openleadr validates every message the VEN sends against the 2.0b XSD
+and answers 400 otherwise, so the exchange going through is also the schema check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from openleadr import OpenADRServer, enums
+
+from harness import EVENT_TIMEOUT, Api
+
+COMMUNITY = "oadr-test"
+RATING_KVA = 100.0
+POWER_FACTOR = 0.9
+CAPACITY_KW = RATING_KVA * POWER_FACTOR  # what SIMPLE levels scale by
+VEN_NAME = "orderly-test-ven"
+VEN_ID = "ven-orderly-1"
+REGISTRATION_ID = "reg-orderly-1"
+VTN_ID = "vtn-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Vtn:
+    """openleadr's VTN with recording handlers."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"
+        self.registrations: list[dict] = []
+        self.registered = asyncio.Event()
+        self.report_offers: list[dict] = []
+        self.offered = asyncio.Event()
+        self.readings: list[tuple[datetime, float]] = []
+        self.reading = asyncio.Event()
+        self.opts: dict[str, asyncio.Future] = {}
+        self.server = OpenADRServer(
+            vtn_id=VTN_ID,
+            http_host="127.0.0.1",
+            http_port=port,
+            ven_lookup=self.ven_lookup,
+            requested_poll_freq=timedelta(seconds=1),
+        )
+        self.server.add_handler("on_create_party_registration", self.on_create_party_registration)
+        self.server.add_handler("on_register_report", self.on_register_report)
+
+    def ven_lookup(self, ven_id: str) -> dict | None:
+        if ven_id == VEN_ID and self.registered.is_set():
+            return {"ven_id": VEN_ID, "ven_name": VEN_NAME, "registration_id": REGISTRATION_ID}
+        return None
+
+    async def on_create_party_registration(self, info: dict):
+        self.registrations.append(info)
+        if info.get("ven_name") != VEN_NAME:
+            return False
+        self.registered.set()
+        return VEN_ID, REGISTRATION_ID
+
+    async def on_register_report(self, ven_id, resource_id, measurement, unit, scale,
+                                 min_sampling_interval, max_sampling_interval):
+        self.report_offers.append(dict(ven_id=ven_id, resource_id=resource_id, measurement=measurement,
+                                       unit=unit, scale=scale, min=min_sampling_interval,
+                                       max=max_sampling_interval))
+        self.offered.set()
+        return self.on_data, min_sampling_interval
+
+    async def on_data(self, data: list[tuple[datetime, float]]) -> None:
+        self.readings.extend(data)
+        self.reading.set()
+
+    def add_event(self, event_id: str, signal_name: str, signal_type: str, intervals: list[dict]) -> asyncio.Future:
+        opt: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.opts[event_id] = opt
+        self.server.add_event(ven_id=VEN_ID, signal_name=signal_name, signal_type=signal_type,
+                              intervals=intervals, callback=opt, event_id=event_id,
+                              market_context="oadr://orderly.test/dr")
+        return opt
+
+
+@pytest.fixture
+async def vtn():
+    v = Vtn(free_port())
+    await v.server.run_async()
+    yield v
+    await v.server.stop()
+
+
+def config_toml(vtn_url: str) -> str:
+    chargers = ",\n".join(
+        f'  {{ id = "OADR{i}", phases = 1, voltage_v = 220.0, max_current_a = 32.0 }}' for i in range(2)
+    )
+    return f"""
+[[communities]]
+id = "{COMMUNITY}"
+rating_kva = {RATING_KVA}
+power_factor = {POWER_FACTOR}
+base_load_kw = 20.0
+chargers = [
+{chargers}
+]
+
+[openadr]
+vtn_url = "{vtn_url}"
+ven_name = "{VEN_NAME}"
+community = "{COMMUNITY}"
+report_interval_secs = 1
+poll_interval_secs = 1
+"""
+
+
+@pytest.fixture
+def backend() -> str:
+    # The VEN does not depend on the database: run it on SQLite only.
+    return "sqlite"
+
+
+async def wait_for(event: asyncio.Event, what: str, server) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), EVENT_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"VTN saw no {what} within {EVENT_TIMEOUT}s\n{server.log_tail()}") from None
+
+
+async def openadr_commands(api: Api, event_id: str) -> list[dict[str, Any]]:
+    records = api.ok(await api.get(f"/communities/{COMMUNITY}/grid-commands"))
+    items = records["items"] if isinstance(records, dict) and "items" in records else records
+    return [c for c in items if event_id in str(c.get("source"))]
+
+
+async def poll_commands(api: Api, event_id: str, predicate, what: str) -> list[dict[str, Any]]:
+    deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT
+    while True:
+        commands = await openadr_commands(api, event_id)
+        if predicate(commands):
+            return commands
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what}: grid commands of {event_id} are {commands}")
+        await asyncio.sleep(0.2)
+
+
+def instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def test_ven_registers_reports_and_turns_events_into_grid_commands(server_factory, vtn):
+    server = server_factory(
+        before_start=lambda srv: (srv.data_dir / "orderly.toml").write_text(config_toml(vtn.url))
+    )
+    api = Api(server)
+    try:
+        # Registration: oadrQueryRegistration, then oadrCreatePartyRegistration with our name.
+        await wait_for(vtn.registered, "oadrCreatePartyRegistration", server)
+        reg = vtn.registrations[-1]
+        assert reg["ven_name"] == VEN_NAME
+        assert reg["http_pull_model"] is True and reg["xml_signature"] is False
+        assert reg["profile_name"] == "2.0b" and reg["transport_name"] == "simpleHttp"
+
+        # Telemetry offer: the community's charging load as real power in kW.
+        await wait_for(vtn.offered, "oadrRegisterReport", server)
+        offer = vtn.report_offers[-1]
+        assert offer["ven_id"] == VEN_ID
+        assert offer["resource_id"] == COMMUNITY
+        assert (offer["measurement"], offer["unit"], offer["scale"]) == ("RealPower", "W", "k")
+        assert offer["min"] == timedelta(seconds=1)
+
+        # Reports arrive (oadrCreatedReport, then oadrUpdateReport every second). No car is
+        # charging, so the load is 0 kW.
+        await wait_for(vtn.reading, "oadrUpdateReport with data", server)
+        at, value = vtn.readings[-1]
+        assert value == pytest.approx(0.0)
+        assert abs((at - datetime.now(timezone.utc)).total_seconds()) < 60
+
+        # A LOAD_DISPATCH setpoint event: limit the community to 40 kW for 30 minutes.
+        start = (datetime.now(timezone.utc) + timedelta(minutes=2)).replace(microsecond=0)
+        opt = vtn.add_event("evt-dispatch", "LOAD_DISPATCH", "setpoint",
+                            [{"dtstart": start, "duration": timedelta(minutes=30), "signal_payload": 40.0}])
+        assert await asyncio.wait_for(opt, EVENT_TIMEOUT) == "optIn"
+
+        commands = await poll_commands(api, "evt-dispatch", lambda cs: len(cs) == 1, "LOAD_DISPATCH command")
+        c = commands[0]
+        assert c["community"] == COMMUNITY
+        assert c["kind"] == "limit" and c["kw"] == pytest.approx(40.0)
+        assert instant(c["start"]) == start
+        assert instant(c["end"]) == start + timedelta(minutes=30)
+        assert c["source"] == {"source": "open_adr", "vtn_id": VTN_ID, "event_id": "evt-dispatch",
+                               "modification_number": 0}, c
+        assert c["status"] == "scheduled"
+
+        # The VTN modifies the event (new setpoint, modificationNumber 1): the same command is
+        # updated in place.
+        event = next(e for e in vtn.server.events[VEN_ID] if e.event_descriptor.event_id == "evt-dispatch")
+        event.event_signals[0].intervals[0]["signal_payload"] = 30.0
+        event.event_descriptor.modification_number += 1
+        vtn.server.events_updated[VEN_ID] = True
+        commands = await poll_commands(
+            api, "evt-dispatch",
+            lambda cs: len(cs) == 1 and cs[0]["source"]["modification_number"] == 1, "modified command")
+        assert commands[0]["id"] == c["id"]
+        assert commands[0]["kw"] == pytest.approx(30.0)
+        assert commands[0]["status"] == "scheduled"
+
+        # A SIMPLE level 2 event: reduce by 25 % of the capacity.
+        start2 = start + timedelta(hours=1)
+        opt2 = vtn.add_event("evt-simple", "SIMPLE", "level",
+                             [{"dtstart": start2, "duration": timedelta(minutes=15), "signal_payload": 2}])
+        assert await asyncio.wait_for(opt2, EVENT_TIMEOUT) == "optIn"
+        commands = await poll_commands(api, "evt-simple", lambda cs: len(cs) == 1, "SIMPLE command")
+        assert commands[0]["kind"] == "reduce"
+        assert commands[0]["kw"] == pytest.approx(0.25 * CAPACITY_KW)
+
+        # An event the community cannot act on (a price) is opted out of, and makes no command.
+        opt3 = vtn.add_event("evt-price", "ELECTRICITY_PRICE", "price",
+                             [{"dtstart": start2, "duration": timedelta(minutes=15), "signal_payload": 1.2}])
+        assert await asyncio.wait_for(opt3, EVENT_TIMEOUT) == "optOut"
+        assert await openadr_commands(api, "evt-price") == []
+
+        # Cancelling the dispatch event cancels its command; the other stays.
+        vtn.server.cancel_event(VEN_ID, "evt-dispatch")
+        await poll_commands(api, "evt-dispatch", lambda cs: len(cs) == 1 and cs[0]["status"] == "cancelled",
+                            "cancelled command")
+        assert (await openadr_commands(api, "evt-simple"))[0]["status"] == "scheduled"
+        # The VTN got the VEN's acknowledgement of the cancellation and dropped the event.
+        deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT
+        while any(e.event_descriptor.event_id == "evt-dispatch" for e in vtn.server.events.get(VEN_ID, [])):
+            assert asyncio.get_running_loop().time() < deadline, "VTN still holds the cancelled event"
+            await asyncio.sleep(0.2)
+
+        # Telemetry keeps flowing.
+        vtn.reading.clear()
+        await wait_for(vtn.reading, "further oadrUpdateReport", server)
+    finally:
+        await api.aclose()
