@@ -442,6 +442,11 @@ fn print_header(
         86_400.0 / args.speed,
         data_dir.path.display(),
     );
+    let _ = writeln!(
+        out,
+        "  every {} s: protocol time | load now of capacity now | cars | energy and cost so far | peak 15-minute demand so far (capacity then) | the same cars' uncontrolled peak",
+        args.every
+    );
     let _ = writeln!(out, "admin token: {token}");
     let _ = writeln!(out, "listening on {addr}");
     let _ = writeln!(
@@ -554,6 +559,7 @@ fn on_event(
         } => {
             let wish = by_arrival.get(&(charger.clone(), visit.arrival.as_second()));
             let emergency = wish.is_some_and(|w| w.emergency);
+            tracing::debug!(%charger, transaction_id, emergency, max_kw = visit.max_kw, energy_kwh = visit.energy_kwh, departure = %visit.departure, "car plugged in");
             tracker.plugged(&charger, emergency, now);
             if let Some(api) = api {
                 // The resident states departure and energy as the car plugs in; asynchronous so
@@ -582,10 +588,13 @@ fn on_event(
         }
         VcpEvent::Unplugged {
             charger,
+            transaction_id,
             delivered_kwh,
             wanted_kwh,
-            ..
-        } => tracker.unplugged(&charger, delivered_kwh, wanted_kwh, now),
+        } => {
+            tracing::debug!(%charger, transaction_id, delivered_kwh, wanted_kwh, "car left");
+            tracker.unplugged(&charger, delivered_kwh, wanted_kwh, now);
+        }
         VcpEvent::Power { charger, kw } => tracker.power(&charger, kw, now),
         VcpEvent::Profile { .. } => {}
     }

@@ -290,22 +290,21 @@ impl Uncontrolled {
         (t.duration_since(self.start).as_secs().max(0) / 60) as usize
     }
 
-    /// Highest minute from the start up to `until` (exclusive), with its time.
+    /// Highest 15-minute average demand among the intervals that ended by `until`, with the
+    /// interval's start (the same measure as the demo's own peak).
     pub fn peak_until(&self, until: Timestamp) -> (f64, Timestamp) {
         let end = self.minute(until).min(self.kw.len());
-        self.kw[..end]
-            .iter()
-            .enumerate()
-            .fold((0.0, self.start), |(best, at), (m, &kw)| {
-                if kw > best {
-                    (kw, self.start + SignedDuration::from_mins(m as i64))
-                } else {
-                    (best, at)
-                }
-            })
+        let mut best = (0.0, self.start);
+        for (q, quarter) in self.kw[..end - end % 15].chunks(15).enumerate() {
+            let avg = quarter.iter().sum::<f64>() / 15.0;
+            if avg > best.0 {
+                best = (avg, self.start + SignedDuration::from_mins(15 * q as i64));
+            }
+        }
+        best
     }
 
-    /// Highest minute of the first day.
+    /// Highest 15-minute demand of the first day.
     pub fn first_day_peak(&self) -> f64 {
         self.peak_until(self.start + SignedDuration::from_hours(24))
             .0
