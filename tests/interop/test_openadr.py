@@ -7,6 +7,10 @@ community's charging load, kW), and answer events with oadrCreatedEvent; each ev
 grid command of the community (API: /communities/{id}/grid-commands, source OpenADR), a
 cancellation cancels it. openleadr validates every message the VEN sends against the 2.0b XSD
 and answers 400 otherwise, so the exchange going through is also the schema check.
+
+The second test gives the VTN its own on_poll, to send what a VTN may send from a poll besides
+events (oadrCreateReport, oadrCancelReport, oadrRequestReregistration) and an event written
+the 2.0b way (interval durations only, setpoint in W), answered through on_created_event.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ VEN_NAME = "orderly-test-ven"
 VEN_ID = "ven-orderly-1"
 REGISTRATION_ID = "reg-orderly-1"
 VTN_ID = "vtn-test"
+
+# openleadr 0.5.36 stores itself in its aiohttp app under a str key (aiohttp ≥ 3.10 warns).
+pytestmark = pytest.mark.filterwarnings("ignore:It is recommended to use web.AppKey")
 
 
 def free_port() -> int:
@@ -244,5 +251,154 @@ async def test_ven_registers_reports_and_turns_events_into_grid_commands(server_
         # Telemetry keeps flowing.
         vtn.reading.clear()
         await wait_for(vtn.reading, "further oadrUpdateReport", server)
+    finally:
+        await api.aclose()
+
+
+class ScriptedVtn(Vtn):
+    """The VTN with its own on_poll (openleadr's "external" polling): each poll answers with
+    the next scripted message, which exercises what the VEN must handle from a poll besides
+    events — oadrCreateReport, oadrCancelReport, oadrRequestReregistration — and reports every
+    VEN answer to on_created_event."""
+
+    def __init__(self, port: int):
+        super().__init__(port)
+        self.script: asyncio.Queue = asyncio.Queue()
+        self.created_events: list[tuple[str, str, str]] = []
+        self.created_event = asyncio.Event()
+        self.server.add_handler("on_poll", self.on_poll)
+        self.server.add_handler("on_created_event", self.on_created_event)
+        # Every message openleadr accepted (XSD-valid and parsed), in order.
+        self.handled: list[tuple[str, dict]] = []
+        self.handled_changed = asyncio.Event()
+
+    async def on_poll(self, ven_id: str):
+        try:
+            return self.script.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    async def on_created_event(self, ven_id: str, event_id: str, opt_type: str) -> None:
+        self.created_events.append((ven_id, event_id, opt_type))
+        self.created_event.set()
+
+    async def before_handle(self, message_type: str, payload: dict) -> None:
+        self.handled.append((message_type, payload))
+        self.handled_changed.set()
+
+    async def wait_handled(self, predicate, what: str, server) -> tuple[str, dict]:
+        deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT
+        seen = 0
+        while True:
+            for message in self.handled[seen:]:
+                if predicate(*message):
+                    return message
+            seen = len(self.handled)
+            self.handled_changed.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"VTN got no {what}; got {[m[0] for m in self.handled]}\n"
+                                     f"{server.log_tail()}")
+            try:
+                await asyncio.wait_for(self.handled_changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+
+@pytest.fixture
+async def scripted_vtn():
+    from openleadr import hooks
+
+    v = ScriptedVtn(free_port())
+    hooks.register("before_handle", v.before_handle)
+    await v.server.run_async()
+    yield v
+    await v.server.stop()
+    hooks.HOOKS["before_handle"].remove(v.before_handle)
+
+
+async def test_ven_follows_report_requests_reregistration_and_event_units(server_factory, scripted_vtn):
+    from openleadr import objects, utils
+
+    vtn = scripted_vtn
+    server = server_factory(
+        before_start=lambda srv: (srv.data_dir / "orderly.toml").write_text(config_toml(vtn.url))
+    )
+    api = Api(server)
+    try:
+        await wait_for(vtn.registered, "oadrCreatePartyRegistration", server)
+        await wait_for(vtn.offered, "oadrRegisterReport", server)
+        _, register = await vtn.wait_handled(lambda t, p: t == "oadrRegisterReport", "oadrRegisterReport", server)
+        specifier = register["reports"][0]["report_specifier_id"]
+        r_id = register["reports"][0]["report_descriptions"][0]["r_id"]
+
+        # oadrCreateReport from a poll: the VEN confirms (oadrCreatedReport names the request)
+        # and sends that report every 2 s with readings every second.
+        vtn.script.put_nowait(("oadrCreateReport", {"report_requests": [{
+            "report_request_id": "rr-extra",
+            "report_specifier": {"report_specifier_id": specifier,
+                                 "granularity": timedelta(seconds=1),
+                                 "report_back_duration": timedelta(seconds=2),
+                                 "specifier_payloads": [{"r_id": r_id, "reading_type": "Direct Read"}]}}]}))
+        _, created = await vtn.wait_handled(
+            lambda t, p: t == "oadrCreatedReport"
+            and any(r["report_request_id"] == "rr-extra" for r in p.get("pending_reports", [])),
+            "oadrCreatedReport for rr-extra", server)
+        assert created["response"]["response_code"] == 200
+        _, update = await vtn.wait_handled(
+            lambda t, p: t == "oadrUpdateReport" and p["reports"][0]["report_request_id"] == "rr-extra",
+            "oadrUpdateReport for rr-extra", server)
+        report = update["reports"][0]
+        assert report["report_name"] == "TELEMETRY_USAGE"
+        assert all(i["report_payload"]["r_id"] == r_id for i in report["intervals"])
+
+        # oadrCancelReport: acknowledged with oadrCanceledReport, and no more of that report.
+        # (openleadr 0.5.36 has no handler for oadrCanceledReport: it validates and parses it,
+        # then answers 459, which the VEN logs.)
+        vtn.script.put_nowait(("oadrCancelReport", {"report_request_id": "rr-extra", "report_to_follow": False}))
+        _, canceled = await vtn.wait_handled(lambda t, p: t == "oadrCanceledReport", "oadrCanceledReport", server)
+        assert canceled["response"]["response_code"] == 200 and canceled["response"]["request_id"]
+        assert "rr-extra" not in [r["report_request_id"] for r in canceled.get("pending_reports") or []]
+
+        # An event in 2.0b's own interval form (durations only, no per-interval start), with
+        # the setpoint in W (itemBase powerReal, scale none): 35 kW then 25 kW.
+        start = (datetime.now(timezone.utc) + timedelta(minutes=5)).replace(microsecond=0)
+        event = objects.Event(
+            event_descriptor=objects.EventDescriptor(event_id="evt-watts", modification_number=0,
+                                                     market_context="oadr://orderly.test/dr",
+                                                     event_status="far"),
+            active_period=objects.ActivePeriod(dtstart=start, duration=timedelta(minutes=20)),
+            event_signals=[objects.EventSignal(
+                intervals=[{"dtstart": None, "duration": timedelta(minutes=10), "signal_payload": 35000.0, "uid": 0},
+                           {"dtstart": None, "duration": timedelta(minutes=10), "signal_payload": 25000.0, "uid": 1}],
+                signal_name="LOAD_DISPATCH", signal_type="setpoint", signal_id=utils.generate_id(),
+                measurement=enums.MEASUREMENTS.REAL_POWER)],
+            targets=[{"ven_id": VEN_ID}])
+        vtn.script.put_nowait(event)
+        await wait_for(vtn.created_event, "oadrCreatedEvent", server)
+        assert vtn.created_events[-1] == (VEN_ID, "evt-watts", "optIn")
+        commands = await poll_commands(api, "evt-watts", lambda cs: len(cs) == 2, "two commands from evt-watts")
+        got = sorted((instant(c["start"]), instant(c["end"]), c["kind"], c["kw"]) for c in commands)
+        assert got == [
+            (start, start + timedelta(minutes=10), "limit", pytest.approx(35.0)),
+            (start + timedelta(minutes=10), start + timedelta(minutes=20), "limit", pytest.approx(25.0)),
+        ]
+
+        # One request is in flight at a time and the cancellation removed the report at once:
+        # nothing of rr-extra came after the oadrCanceledReport.
+        after = next(i for i, m in enumerate(vtn.handled) if m[1] is canceled)
+        assert not [p for t, p in vtn.handled[after:]
+                    if t == "oadrUpdateReport" and p["reports"][0]["report_request_id"] == "rr-extra"]
+
+        # oadrRequestReregistration: the VEN acknowledges and registers again under its venID.
+        vtn.registered.clear()
+        vtn.offered.clear()
+        vtn.script.put_nowait(("oadrRequestReregistration", {}))
+        await wait_for(vtn.registered, "oadrCreatePartyRegistration after oadrRequestReregistration", server)
+        assert vtn.registrations[-1].get("ven_id") == VEN_ID
+        assert vtn.registrations[-1].get("registration_id") == REGISTRATION_ID
+        await wait_for(vtn.offered, "oadrRegisterReport after re-registration", server)
+        # The event's commands stand (the VTN did not cancel it).
+        assert all(c["status"] == "scheduled" for c in await openadr_commands(api, "evt-watts"))
     finally:
         await api.aclose()
