@@ -1,11 +1,18 @@
 //! The controller of one community: live state in, charging profiles out.
 
-use crate::community::CommunitySpec;
+use crate::community::{ChargerSpec, CommunitySpec};
+use crate::fallback;
+use crate::profile::{self, Change, LocalClock, Shape, TxShape, classify_values};
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use orderly_core::ChargePointId;
-use orderly_grid::{CommandId, CommandReport, GridCommand};
+use orderly_grid::{CommandId, CommandKind, CommandReport, GridCommand};
 use orderly_ocpp::v16;
+use orderly_schedule::{
+    Calendar, DayType, Forecast, OnlineConfig, OnlinePlanner, Priority, Problem, Session,
+};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Correlates an [`Action::SetProfile`]/[`Action::ClearProfile`] with its [`Input::ProfileResult`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -211,12 +218,327 @@ pub enum ControlError {
     Engine(#[from] orderly_schedule::ScheduleError),
 }
 
+/// The kinds of profile a charger holds, one tracked request at a time each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Key {
+    Max,
+    Default,
+    Command(CommandId),
+    Tx(i32),
+}
+
+#[derive(Debug)]
+struct Pending {
+    request: RequestId,
+    /// A TxProfile goes with its guard (see [`profile::guard_request`]): both must be accepted.
+    guard: Option<RequestId>,
+    /// How many of the requests were accepted so far.
+    accepted: u8,
+    shape: Shape,
+    sent: i64,
+    decrease: bool,
+}
+
+/// What the controller wants a charger to hold for one [`Key`], what it is known to hold, and
+/// what is in flight.
+#[derive(Debug, Default)]
+struct Track {
+    desired: Option<Shape>,
+    accepted: Option<Shape>,
+    pending: Option<Pending>,
+    /// A shape whose request failed: the charger may or may not hold it, so it counts as held
+    /// (for the worst case) until the next accepted request of this kind.
+    suspect: Option<Shape>,
+    /// Not sent before this (retry back-off).
+    next_try: i64,
+}
+
+#[derive(Debug)]
+struct ChargerState {
+    spec: ChargerSpec,
+    connected: bool,
+    tracks: BTreeMap<Key, Track>,
+    /// A profile was rejected or failed: until then the charger is planned around (its held
+    /// profiles or measured draw as fixed load) instead of planned.
+    failed_until: Option<i64>,
+    power_w: BTreeMap<i32, f64>,
+    /// Guards (connector TxDefaultProfiles) left from ended transactions, until their validTo.
+    stale_guards: BTreeMap<i32, Vec<TxShape>>,
+    compliant: bool,
+    over: u32,
+    within: u32,
+}
+
+impl ChargerState {
+    fn new(spec: ChargerSpec) -> Self {
+        let mut tracks = BTreeMap::new();
+        tracks.insert(
+            Key::Max,
+            Track {
+                desired: Some(Shape::Max(max_limit(&spec))),
+                ..Track::default()
+            },
+        );
+        Self {
+            spec,
+            connected: false,
+            tracks,
+            failed_until: None,
+            power_w: BTreeMap::new(),
+            stale_guards: BTreeMap::new(),
+            compliant: true,
+            over: 0,
+            within: 0,
+        }
+    }
+    fn power_kw(&self) -> f64 {
+        self.power_w.values().sum::<f64>() / 1000.0
+    }
+    fn shapes(&self, key: Key) -> impl Iterator<Item = &Shape> {
+        self.tracks.get(&key).into_iter().flat_map(|t| {
+            t.accepted
+                .iter()
+                .chain(t.pending.as_ref().map(|p| &p.shape))
+                .chain(t.suspect.iter())
+        })
+    }
+    /// The most a stale guard allows on `connector` at `t`.
+    fn stale_at(&self, connector: i32, t: i64) -> Option<f64> {
+        self.stale_guards
+            .get(&connector)?
+            .iter()
+            .filter_map(|g| g.at(t))
+            .reduce(f64::max)
+    }
+    /// The most any stale guard of the charger allows in `[a, b)`.
+    fn stale_max(&self, a: i64, b: i64) -> f64 {
+        let mut v: f64 = 0.0;
+        for g in self.stale_guards.values().flatten() {
+            if g.valid_to > a && g.start < b {
+                for (i, p) in g.periods.iter().enumerate() {
+                    let end = g.periods.get(i + 1).map_or(g.valid_to, |q| q.0);
+                    if p.0 < b && end > a {
+                        v = v.max(p.1);
+                    }
+                }
+            }
+        }
+        v
+    }
+    fn accepted_default(&self) -> Option<&[f64; 24]> {
+        match self
+            .tracks
+            .get(&Key::Default)
+            .and_then(|t| t.accepted.as_ref())
+        {
+            Some(Shape::Default(h)) => Some(h),
+            _ => None,
+        }
+    }
+    /// The fallback this charger may fall to at local hour `h` (kW): the larger of what it holds
+    /// (or has in flight) and what it should hold.
+    fn fallback_kw(&self, h: usize) -> f64 {
+        let mut v: f64 = 0.0;
+        if let Some(t) = self.tracks.get(&Key::Default) {
+            for s in t
+                .accepted
+                .iter()
+                .chain(t.desired.iter())
+                .chain(t.pending.as_ref().map(|p| &p.shape))
+            {
+                if let Shape::Default(x) = s {
+                    v = v.max(x[h]);
+                }
+            }
+        }
+        profile::unit_to_kw(&self.spec, v)
+    }
+}
+
+fn key_connector(key: Key) -> i32 {
+    match key {
+        Key::Tx(c) => c,
+        _ => 0,
+    }
+}
+
+fn max_limit(spec: &ChargerSpec) -> f64 {
+    match spec.rate_unit {
+        crate::community::RateUnit::Amperes => spec.max_current_a,
+        crate::community::RateUnit::Watts => (spec.max_kw() * 1000.0).floor(),
+    }
+}
+
+#[derive(Debug)]
+struct SessionState {
+    charger: ChargePointId,
+    connector: i32,
+    meter_start_wh: i64,
+    started: i64,
+    wish: ResolvedWish,
+    delivered_kwh: f64,
+    cost_so_far: f64,
+}
+
+#[derive(Debug)]
+struct CommandState {
+    command: GridCommand,
+    start: i64,
+    end: i64,
+    /// Start of the first report slot (slot-aligned at or before `start`).
+    from: i64,
+    slots: usize,
+    baseline: Vec<f64>,
+    baseline_fixed: bool,
+    /// Per slot: ∫ measured kW dt (kW·s) and the seconds covered.
+    energy: Vec<f64>,
+    covered: Vec<f64>,
+    reported: usize,
+    done: bool,
+    cancelled: bool,
+    /// Stack level of its TxDefaultProfile: the lowest not taken by an overlapping command.
+    stack_level: i64,
+}
+
+impl CommandState {
+    fn active(&self) -> bool {
+        !self.done && !self.cancelled
+    }
+    /// The charging capacity the command allows in the slot starting at `t` (kW).
+    fn cap_at(&self, t: i64, slot_len: i64) -> f64 {
+        match self.command.kind {
+            CommandKind::Limit { kw } => kw,
+            CommandKind::Reduce { kw } => {
+                let j = ((t - self.from).max(0) / slot_len) as usize;
+                let b = self
+                    .baseline
+                    .get(j)
+                    .or(self.baseline.last())
+                    .copied()
+                    .unwrap_or(0.0);
+                (b - kw).max(0.0)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SessionPlanInfo {
+    /// Delivered when planned (kWh).
+    delivered_kwh: f64,
+    energy_kwh: f64,
+    finish: Option<i64>,
+    cost_cny: f64,
+    emergency: bool,
+    emergency_waiting: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PlanState {
+    planned_at: i64,
+    slot0: i64,
+    /// Per session: planned power of slots 0 and 1 (kW).
+    first_powers: BTreeMap<i64, [f64; 2]>,
+    capacity: Vec<f64>,
+    planned: Vec<f64>,
+    sessions: BTreeMap<i64, SessionPlanInfo>,
+}
+
+/// A re-plan's result before it is applied.
+struct Solved {
+    problem: Problem,
+    slot0: i64,
+    valid_to: i64,
+    capacity: Vec<f64>,
+    planned: Vec<f64>,
+    /// (transaction, power per slot, info)
+    sessions: Vec<(i64, Vec<f64>, SessionPlanInfo)>,
+}
+
+/// Exponential smoothing factor of the base-load learning (per community-meter reading).
+const BASE_ALPHA: f64 = 0.1;
+
 /// One community's controller. Drive it like `orderly_ocpp::Connection`: feed [`Input`]s with
 /// [`Controller::handle`], call [`Controller::handle_timeout`] at [`Controller::poll_timeout`],
 /// and drain [`Controller::poll_action`] after each.
 #[derive(Debug)]
 pub struct Controller {
-    _private: (),
+    community: CommunitySpec,
+    config: ControllerConfig,
+    clock: LocalClock,
+    planner: OnlinePlanner,
+    chargers: BTreeMap<ChargePointId, ChargerState>,
+    sessions: BTreeMap<i64, SessionState>,
+    commands: BTreeMap<CommandId, CommandState>,
+    learned_base: [f64; 24],
+    applied_base: [f64; 24],
+    fallback_dirty: bool,
+    dirty: bool,
+    next_replan: i64,
+    now: i64,
+    actions: VecDeque<Action>,
+    next_request: u64,
+    requests: HashMap<RequestId, (ChargePointId, Key)>,
+    plan: Option<PlanState>,
+    measured_since: i64,
+    last_error: Option<String>,
+    /// The engine's input at the last re-plan (for the benchmark and for diagnosis).
+    last_problem: Option<Problem>,
+}
+
+fn secs(t: Timestamp) -> i64 {
+    t.as_second()
+}
+
+fn validate(
+    community: &CommunitySpec,
+    config: &ControllerConfig,
+) -> Result<LocalClock, ControlError> {
+    let bad = |s: String| Err(ControlError::InvalidCommunity(s));
+    if !(community.rating_kva.is_finite() && community.rating_kva > 0.0) {
+        return bad(format!(
+            "rating_kva must be > 0, got {}",
+            community.rating_kva
+        ));
+    }
+    if !(community.power_factor > 0.0 && community.power_factor <= 1.0) {
+        return bad(format!(
+            "power_factor must be in (0, 1], got {}",
+            community.power_factor
+        ));
+    }
+    if community.base_load_kw.len() != 24 || community.base_load_kw.iter().any(|x| !x.is_finite()) {
+        return bad("base_load_kw must be 24 finite values".into());
+    }
+    if community.tariff.cny_per_kwh.len() != 24
+        || community.tariff.cny_per_kwh.iter().any(|x| !x.is_finite())
+    {
+        return bad("tariff must be 24 finite values".into());
+    }
+    if config.slot_minutes == 0 || 1440 % config.slot_minutes != 0 || config.horizon_slots == 0 {
+        return bad(format!(
+            "slot_minutes must divide a day and horizon_slots be > 0 (got {} / {})",
+            config.slot_minutes, config.horizon_slots
+        ));
+    }
+    for c in &community.chargers {
+        let ok = (c.phases == 1 || c.phases == 3)
+            && c.voltage_v > 0.0
+            && c.voltage_v.is_finite()
+            && c.min_current_a >= 0.0
+            && c.max_current_a >= c.min_current_a
+            && c.max_current_a.is_finite();
+        if !ok {
+            return bad(format!(
+                "charger {}: phases 1 or 3, voltage > 0, 0 ≤ min_current_a ≤ max_current_a",
+                c.id.as_str()
+            ));
+        }
+    }
+    let tz = TimeZone::get(&community.timezone).map_err(|e| {
+        ControlError::InvalidCommunity(format!("timezone {:?}: {e}", community.timezone))
+    })?;
+    Ok(LocalClock { tz })
 }
 
 impl Controller {
@@ -225,33 +547,1423 @@ impl Controller {
         config: ControllerConfig,
         now: Timestamp,
     ) -> Result<Self, ControlError> {
-        let _ = (community, config, now);
-        todo!("orderly-control helper")
+        let clock = validate(&community, &config)?;
+        // Forecast::none: the controller plans the cars plugged in; with no ghosts the online
+        // planner solves the same exact lexicographic problem as `solve_offline`, but only up to
+        // the last departure and filling the earlier slots of a price level first (energy banked
+        // early cannot be crowded out by an arrival the controller cannot foresee), and skips the
+        // flattening pass. That makes it both exact for the known sessions and the faster of the
+        // two.
+        let planner = OnlinePlanner::new(
+            Forecast::none(config.slot_minutes)?,
+            Calendar {
+                slot_of_day_at_zero: 0,
+                day_types: vec![DayType::Weekday],
+            },
+            OnlineConfig::for_slot_minutes(config.slot_minutes),
+        );
+        let base: [f64; 24] = std::array::from_fn(|h| community.base_load_kw[h]);
+        let now = secs(now);
+        let chargers = community
+            .chargers
+            .iter()
+            .map(|s| (s.id.clone(), ChargerState::new(s.clone())))
+            .collect();
+        Ok(Self {
+            community,
+            config,
+            clock,
+            planner,
+            chargers,
+            sessions: BTreeMap::new(),
+            commands: BTreeMap::new(),
+            learned_base: base,
+            applied_base: base,
+            fallback_dirty: true,
+            dirty: true,
+            next_replan: now,
+            now,
+            actions: VecDeque::new(),
+            next_request: 1,
+            requests: HashMap::new(),
+            plan: None,
+            measured_since: now,
+            last_error: None,
+            last_problem: None,
+        })
+    }
+
+    fn slot_len(&self) -> i64 {
+        i64::from(self.config.slot_minutes) * 60
     }
 
     /// Take one input. Events that change the plan mark it for a re-plan at the next
     /// `handle_timeout` (which `poll_timeout` then reports as due now).
     pub fn handle(&mut self, input: Input, now: Timestamp) {
-        let _ = (input, now);
-        todo!("orderly-control helper")
+        let now = secs(now).max(self.now);
+        self.integrate(now);
+        self.now = now;
+        match input {
+            Input::ChargerConnected { charger } => {
+                if let Some(ch) = self.chargers.get_mut(&charger) {
+                    ch.connected = true;
+                    ch.failed_until = None;
+                    // It may have rebooted and lost its profiles: everything is sent again.
+                    for t in ch.tracks.values_mut() {
+                        t.accepted = None;
+                        t.pending = None;
+                        t.next_try = now;
+                    }
+                    self.dirty = true;
+                    self.sync(now);
+                }
+            }
+            Input::ChargerDisconnected { charger } => {
+                if let Some(ch) = self.chargers.get_mut(&charger) {
+                    ch.connected = false;
+                    // Nothing in flight will be answered; the charger keeps what it accepted.
+                    for t in ch.tracks.values_mut() {
+                        t.pending = None;
+                    }
+                    ch.power_w.clear();
+                    self.dirty = true;
+                    self.sync(now);
+                }
+            }
+            Input::TransactionStarted {
+                transaction_id,
+                charger,
+                connector_id,
+                meter_start_wh,
+                at,
+                wish,
+            } => {
+                if !self.chargers.contains_key(&charger) {
+                    return;
+                }
+                // A transaction missed its stop: the connector has one transaction at a time.
+                self.sessions
+                    .retain(|_, s| !(s.charger == charger && s.connector == connector_id));
+                self.sessions.insert(
+                    transaction_id,
+                    SessionState {
+                        charger,
+                        connector: connector_id,
+                        meter_start_wh,
+                        started: secs(at),
+                        wish,
+                        delivered_kwh: 0.0,
+                        cost_so_far: 0.0,
+                    },
+                );
+                self.dirty = true;
+            }
+            Input::TransactionStopped { transaction_id, .. } => {
+                if let Some(s) = self.sessions.remove(&transaction_id) {
+                    if let Some(ch) = self.chargers.get_mut(&s.charger) {
+                        // The charger drops a TxProfile with its transaction; its guard stays
+                        // until its validTo.
+                        if let Some(t) = ch.tracks.remove(&Key::Tx(s.connector)) {
+                            let g = ch.stale_guards.entry(s.connector).or_default();
+                            for sh in t
+                                .accepted
+                                .into_iter()
+                                .chain(t.pending.map(|p| p.shape))
+                                .chain(t.suspect)
+                            {
+                                if let Shape::Tx(x) = sh {
+                                    g.push(x);
+                                }
+                            }
+                        }
+                        ch.power_w.remove(&s.connector);
+                    }
+                    self.dirty = true;
+                    self.sync(now);
+                }
+            }
+            Input::Meter {
+                charger,
+                connector_id,
+                transaction_id,
+                at,
+                power_w,
+                energy_wh,
+                ..
+            } => self.meter(
+                &charger,
+                connector_id,
+                transaction_id,
+                secs(at),
+                power_w,
+                energy_wh,
+                now,
+            ),
+            Input::CommunityMeter { at, power_w } => {
+                let at = secs(at);
+                let h = self.clock.hour(at);
+                let chargers_kw: f64 = self.chargers.values().map(|c| c.power_kw()).sum();
+                let sample = (power_w / 1000.0 - chargers_kw).max(0.0);
+                if sample.is_finite() {
+                    self.learned_base[h] += BASE_ALPHA * (sample - self.learned_base[h]);
+                    // Hysteresis: every change of the applied base load re-sends every charger's
+                    // fallback, so only a change worth it is applied.
+                    let rated = self.community.rating_kva * self.community.power_factor;
+                    if (self.learned_base[h] - self.applied_base[h]).abs() > (0.01 * rated).max(1.0)
+                    {
+                        self.applied_base[h] = self.learned_base[h];
+                        self.fallback_dirty = true;
+                        self.dirty = true;
+                    }
+                }
+            }
+            Input::Wish {
+                transaction_id,
+                wish,
+            } => {
+                if let Some(s) = self.sessions.get_mut(&transaction_id) {
+                    s.wish = wish;
+                    self.dirty = true;
+                }
+            }
+            Input::GridCommand(command) => self.add_command(command, now),
+            Input::GridCommandCancelled { id } => {
+                if let Some(c) = self.commands.get_mut(&id) {
+                    if c.active() {
+                        c.cancelled = true;
+                        let report = self.report(id, now);
+                        self.actions.extend(report.map(Action::CommandReport));
+                    }
+                    for ch in self.chargers.values_mut() {
+                        if let Some(t) = ch.tracks.get_mut(&Key::Command(id)) {
+                            t.desired = Some(Shape::Clear);
+                        }
+                    }
+                    self.fallback_dirty = true;
+                    self.dirty = true;
+                }
+            }
+            Input::ProfileResult {
+                charger,
+                request,
+                outcome,
+            } => self.profile_result(&charger, request, outcome, now),
+            Input::Community(spec) => self.set_community(spec, now),
+        }
+    }
+
+    fn set_community(&mut self, spec: CommunitySpec, now: i64) {
+        let clock = match validate(&spec, &self.config) {
+            Ok(c) => c,
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                return;
+            }
+        };
+        self.clock = clock;
+        let ids: std::collections::BTreeSet<_> =
+            spec.chargers.iter().map(|c| c.id.clone()).collect();
+        self.chargers.retain(|id, _| ids.contains(id));
+        for s in &spec.chargers {
+            match self.chargers.get_mut(&s.id) {
+                Some(ch) => {
+                    if ch.spec != *s {
+                        ch.spec = s.clone();
+                        if let Some(t) = ch.tracks.get_mut(&Key::Max) {
+                            t.desired = Some(Shape::Max(max_limit(s)));
+                        }
+                    }
+                }
+                None => {
+                    self.chargers
+                        .insert(s.id.clone(), ChargerState::new(s.clone()));
+                }
+            }
+        }
+        self.sessions.retain(|_, s| ids.contains(&s.charger));
+        if spec.base_load_kw != self.community.base_load_kw {
+            self.learned_base = std::array::from_fn(|h| spec.base_load_kw[h]);
+            self.applied_base = self.learned_base;
+        }
+        self.community = spec;
+        self.fallback_dirty = true;
+        self.dirty = true;
+        self.sync(now);
+    }
+
+    fn add_command(&mut self, command: GridCommand, now: i64) {
+        let kw = match command.kind {
+            CommandKind::Limit { kw } | CommandKind::Reduce { kw } => kw,
+        };
+        let (start, end) = (secs(command.start), secs(command.end));
+        if start >= end || !kw.is_finite() || kw < 0.0 {
+            self.last_error = Some(format!(
+                "grid command {}: invalid window or kW",
+                command.id.0
+            ));
+            return;
+        }
+        let slot_len = self.slot_len();
+        let from = self.clock.floor(start, slot_len);
+        let slots = ((end - from + slot_len - 1) / slot_len) as usize;
+        let id = command.id;
+        let taken: Vec<i64> = self
+            .commands
+            .values()
+            .filter(|c| c.command.id != id && c.active() && c.start < end && start < c.end)
+            .map(|c| c.stack_level)
+            .collect();
+        let stack_level = (1..=profile::MAX_COMMAND_STACK_LEVEL)
+            .find(|l| !taken.contains(l))
+            .unwrap_or(profile::MAX_COMMAND_STACK_LEVEL);
+        self.commands.insert(
+            id,
+            CommandState {
+                command,
+                start,
+                end,
+                from,
+                slots,
+                baseline: vec![0.0; slots],
+                baseline_fixed: false,
+                energy: vec![0.0; slots],
+                covered: vec![0.0; slots],
+                reported: 0,
+                done: false,
+                cancelled: false,
+                stack_level,
+            },
+        );
+        self.fix_baseline(id, now);
+        if start <= now {
+            if let Some(c) = self.commands.get_mut(&id) {
+                c.baseline_fixed = true;
+            }
+        }
+        let report = self.report(id, now);
+        self.actions.extend(report.map(Action::CommandReport));
+        self.fallback_dirty = true;
+        self.dirty = true;
+    }
+
+    /// The baseline of command `id`: the charging load the plan without it expects, per slot.
+    fn fix_baseline(&mut self, id: CommandId, now: i64) {
+        let slot_len = self.slot_len();
+        let solved = self.solve(now, Some(id));
+        let rated = self.community.rating_kva * self.community.power_factor;
+        let Some(c) = self.commands.get(&id) else {
+            return;
+        };
+        let (from, slots) = (c.from, c.slots);
+        let baseline: Vec<f64> = (0..slots)
+            .map(|j| {
+                let t = from + j as i64 * slot_len;
+                match &solved {
+                    Ok(s)
+                        if t >= s.slot0 && ((t - s.slot0) / slot_len) < s.planned.len() as i64 =>
+                    {
+                        s.planned[((t - s.slot0) / slot_len) as usize]
+                    }
+                    // Beyond the horizon the plan says nothing: the capacity is what the
+                    // community could draw.
+                    _ => (rated - self.applied_base[self.clock.hour(t)]).max(0.0),
+                }
+            })
+            .collect();
+        if let Err(e) = &solved {
+            self.last_error = Some(e.to_string());
+        }
+        if let Some(c) = self.commands.get_mut(&id) {
+            c.baseline = baseline;
+        }
+    }
+
+    fn meter(
+        &mut self,
+        charger: &ChargePointId,
+        connector: i32,
+        transaction: Option<i64>,
+        at: i64,
+        power_w: Option<f64>,
+        energy_wh: Option<f64>,
+        now: i64,
+    ) {
+        let Some(ch) = self.chargers.get_mut(charger) else {
+            return;
+        };
+        let tx = transaction.or_else(|| {
+            self.sessions
+                .iter()
+                .find(|(_, s)| &s.charger == charger && s.connector == connector)
+                .map(|(&id, _)| id)
+        });
+        if let (Some(e), Some(tx)) = (energy_wh, tx) {
+            if let Some(s) = self.sessions.get_mut(&tx) {
+                let delivered = ((e - s.meter_start_wh as f64) / 1000.0).max(0.0);
+                let delta = delivered - s.delivered_kwh;
+                if delta > 0.0 {
+                    let emergency = self
+                        .plan
+                        .as_ref()
+                        .and_then(|p| p.sessions.get(&tx))
+                        .is_some_and(|i| i.emergency);
+                    let price = if emergency {
+                        self.community.emergency_price_cny_per_kwh
+                    } else {
+                        self.community.tariff.cny_per_kwh[self.clock.hour(at)]
+                    };
+                    s.cost_so_far += delta * price;
+                    s.delivered_kwh = delivered;
+                }
+            }
+        }
+        let Some(p) = power_w.filter(|p| p.is_finite()) else {
+            return;
+        };
+        ch.power_w.insert(connector, p.max(0.0));
+        // Compliance: the limit in force at `at` from what the charger holds or has in flight.
+        let limit_kw = Self::limit_kw_at(&self.clock, ch, connector, tx, at);
+        let allowed_w = limit_kw * 1000.0 * (1.0 + self.config.compliance_tolerance_ratio)
+            + self.config.compliance_tolerance_w;
+        if p > allowed_w {
+            ch.over += 1;
+            ch.within = 0;
+        } else {
+            ch.within += 1;
+            ch.over = 0;
+        }
+        let n = self.config.compliance_samples.max(1);
+        let change = if ch.compliant && ch.over >= n {
+            Some(false)
+        } else if !ch.compliant && ch.within >= n {
+            Some(true)
+        } else {
+            None
+        };
+        if let Some(compliant) = change {
+            ch.compliant = compliant;
+            self.actions.push_back(Action::Compliance {
+                charger: charger.clone(),
+                compliant,
+                at: profile::ts(at),
+                detail: format!(
+                    "{n} consecutive readings {} the limit: {:.0} W against {:.0} W allowed ({:.0} W limit)",
+                    if compliant { "within" } else { "above" },
+                    p,
+                    allowed_w,
+                    limit_kw * 1000.0
+                ),
+            });
+            self.dirty = true;
+        }
+        let _ = now;
+    }
+
+    /// The most a charger may draw on `connector` at `t` under what it holds or has in flight
+    /// (kW): its TxProfile for `tx` if one is in force, else the command or base fallback,
+    /// capped by the hardware limit.
+    fn limit_kw_at(
+        clock: &LocalClock,
+        ch: &ChargerState,
+        connector: i32,
+        tx: Option<i64>,
+        t: i64,
+    ) -> f64 {
+        let h = clock.hour(t);
+        let mut tx_limit: Option<f64> = None;
+        for s in ch.shapes(Key::Tx(connector)) {
+            if let Shape::Tx(s) = s {
+                if Some(s.transaction_id) == tx {
+                    if let Some(v) = s.at(t) {
+                        tx_limit = Some(tx_limit.map_or(v, |x: f64| x.max(v)));
+                    }
+                }
+            }
+        }
+        let limit = tx_limit.or_else(|| {
+            let mut cmd: Option<f64> = None;
+            for (k, _) in ch.tracks.iter() {
+                if let Key::Command(_) = k {
+                    for s in ch.shapes(*k) {
+                        if let Shape::Command {
+                            from, to, hourly, ..
+                        } = s
+                        {
+                            if *from <= t && t < *to {
+                                cmd = Some(cmd.map_or(hourly[h], |x: f64| x.max(hourly[h])));
+                            }
+                        }
+                    }
+                }
+            }
+            cmd.or_else(|| {
+                ch.shapes(Key::Default)
+                    .filter_map(|s| match s {
+                        Shape::Default(x) => Some(x[h]),
+                        _ => None,
+                    })
+                    .reduce(f64::max)
+            })
+        });
+        let hw = ch.spec.max_kw();
+        let max = ch
+            .shapes(Key::Max)
+            .filter_map(|s| match s {
+                Shape::Max(v) => Some(profile::unit_to_kw(&ch.spec, *v)),
+                _ => None,
+            })
+            .reduce(f64::max)
+            .unwrap_or(hw);
+        limit.map_or(max, |l| profile::unit_to_kw(&ch.spec, l).min(max))
+    }
+
+    fn profile_result(
+        &mut self,
+        charger: &ChargePointId,
+        request: RequestId,
+        outcome: ProfileOutcome,
+        now: i64,
+    ) {
+        let Some((id, key)) = self.requests.remove(&request) else {
+            return;
+        };
+        if &id != charger {
+            return;
+        }
+        let retry = self.config.retry_after.as_secs().max(1);
+        let Some(ch) = self.chargers.get_mut(charger) else {
+            return;
+        };
+        let Some(t) = ch.tracks.get_mut(&key) else {
+            return;
+        };
+        if !t
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.request == request || p.guard == Some(request))
+        {
+            return;
+        }
+        match outcome {
+            ProfileOutcome::Accepted => {
+                let p = t.pending.as_mut().expect("checked");
+                p.accepted += 1;
+                if p.guard.is_some() && p.accepted < 2 {
+                    return;
+                }
+                let p = t.pending.take().expect("checked");
+                t.suspect = None;
+                if let Key::Tx(c) = key {
+                    // The pair replaced the connector's guard (same chargingProfileId).
+                    ch.stale_guards.remove(&c);
+                }
+                if p.shape == Shape::Clear {
+                    ch.tracks.remove(&key);
+                } else {
+                    t.accepted = Some(p.shape);
+                }
+                if ch.failed_until.take().is_some() {
+                    self.dirty = true;
+                }
+            }
+            ProfileOutcome::Rejected | ProfileOutcome::NotSupported | ProfileOutcome::Failed => {
+                let p = t.pending.take().expect("checked");
+                if let Some(g) = p.guard {
+                    self.requests.remove(&g);
+                    self.requests.remove(&p.request);
+                }
+                if !p.decrease {
+                    t.suspect = Some(p.shape);
+                }
+                t.next_try = now + retry;
+                if key != Key::Max {
+                    // Plan around it until the retry: what it holds stays in force.
+                    ch.failed_until = Some(now + retry);
+                    self.dirty = true;
+                }
+            }
+        }
+        self.sync(now);
     }
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        todo!("orderly-control helper")
+        let mut t = if self.dirty {
+            self.now
+        } else {
+            self.next_replan
+        };
+        let retry = self.config.retry_after.as_secs().max(1);
+        for ch in self.chargers.values() {
+            if let Some(f) = ch.failed_until {
+                t = t.min(f);
+            }
+            if !ch.connected {
+                continue;
+            }
+            for tr in ch.tracks.values() {
+                if let Some(p) = &tr.pending {
+                    t = t.min(p.sent + 2 * retry);
+                } else if tr.desired.is_some() && tr.next_try > self.now {
+                    t = t.min(tr.next_try);
+                }
+            }
+        }
+        let slot_len = self.slot_len();
+        for c in self.commands.values().filter(|c| c.active()) {
+            if !c.baseline_fixed {
+                t = t.min(c.start);
+            }
+            let next_slot_end = (c.from + (c.reported as i64 + 1) * slot_len).min(c.end);
+            t = t.min(next_slot_end);
+        }
+        Some(profile::ts(t.max(self.now)))
     }
 
     /// Re-plan if due, retry unanswered profiles, update command reports.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let _ = now;
-        todo!("orderly-control helper")
+        let now = secs(now).max(self.now);
+        self.integrate(now);
+        self.now = now;
+        let retry = self.config.retry_after.as_secs().max(1);
+        // Requests nobody answered count as failed.
+        let mut expired = Vec::new();
+        for (id, ch) in &mut self.chargers {
+            for g in ch.stale_guards.values_mut() {
+                g.retain(|x| x.valid_to > now);
+            }
+            ch.stale_guards.retain(|_, g| !g.is_empty());
+            if ch.failed_until.is_some_and(|f| f <= now) {
+                ch.failed_until = None;
+                self.dirty = true;
+            }
+            for (k, tr) in &ch.tracks {
+                if let Some(p) = &tr.pending {
+                    if p.sent + 2 * retry <= now {
+                        expired.push((id.clone(), *k, p.request));
+                    }
+                }
+            }
+        }
+        for (id, _, req) in expired {
+            self.profile_result(&id, req, ProfileOutcome::Failed, now);
+        }
+        // Commands: baseline fixed at start, slot reports, end.
+        let ids: Vec<CommandId> = self.commands.keys().copied().collect();
+        let slot_len = self.slot_len();
+        for id in ids {
+            let c = &self.commands[&id];
+            if !c.active() {
+                continue;
+            }
+            let mut changed = false;
+            if !c.baseline_fixed && c.start <= now {
+                self.fix_baseline(id, now);
+                self.commands.get_mut(&id).expect("present").baseline_fixed = true;
+                self.fallback_dirty = true;
+                self.dirty = true;
+                changed = true;
+            }
+            let c = self.commands.get_mut(&id).expect("present");
+            while c.reported < c.slots
+                && (c.from + (c.reported as i64 + 1) * slot_len).min(c.end) <= now
+            {
+                c.reported += 1;
+                changed = true;
+            }
+            if c.end <= now {
+                c.done = true;
+                self.dirty = true;
+                changed = true;
+            }
+            if changed {
+                let r = self.report(id, now);
+                self.actions.extend(r.map(Action::CommandReport));
+            }
+        }
+        if self.dirty || now >= self.next_replan {
+            self.replan(now);
+        }
+        self.sync(now);
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
-        todo!("orderly-control helper")
+        self.actions.pop_front()
+    }
+
+    /// The learned base load per local hour (kW) the plan and the fallback use.
+    pub fn base_load_kw(&self) -> [f64; 24] {
+        self.applied_base
+    }
+
+    /// The last planning error, if the last re-plan failed (the previous plan stays in force).
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// The engine's input at the last re-plan: what `orderly_schedule::OnlinePlanner::plan`
+    /// was given at slot 0 (the benchmark times the engine's share with it).
+    pub fn last_problem(&self) -> Option<&Problem> {
+        self.last_problem.as_ref()
+    }
+
+    /// The planner the controller uses (same configuration), for the benchmark.
+    pub fn planner(&self) -> &OnlinePlanner {
+        &self.planner
+    }
+
+    /// Accumulate the measured charging load into the open command windows.
+    fn integrate(&mut self, now: i64) {
+        let from = self.measured_since;
+        if now <= from {
+            return;
+        }
+        self.measured_since = now;
+        if !self.commands.values().any(|c| c.active()) {
+            return;
+        }
+        let kw: f64 = self.chargers.values().map(|c| c.power_kw()).sum();
+        let slot_len = self.slot_len();
+        for c in self.commands.values_mut().filter(|c| c.active()) {
+            let (a, b) = (from.max(c.start), now.min(c.end));
+            let mut t = a;
+            while t < b {
+                let j = ((t - c.from) / slot_len) as usize;
+                let slot_end = (c.from + (j as i64 + 1) * slot_len).min(b);
+                if j < c.slots {
+                    c.energy[j] += kw * (slot_end - t) as f64;
+                    c.covered[j] += (slot_end - t) as f64;
+                }
+                t = slot_end;
+            }
+        }
+    }
+
+    fn report(&self, id: CommandId, _now: i64) -> Option<CommandReport> {
+        let c = self.commands.get(&id)?;
+        let drawn: Vec<Option<f64>> = (0..c.slots)
+            .map(|j| (j < c.reported && c.covered[j] > 0.0).then(|| c.energy[j] / c.covered[j]))
+            .collect();
+        Some(orderly_grid::report::evaluate(
+            &c.command,
+            self.config.slot_minutes,
+            profile::ts(c.from),
+            &c.baseline,
+            &drawn,
+            c.done || c.cancelled,
+            orderly_grid::report::Tolerance::default(),
+        ))
+    }
+
+    /// The command fallbacks and base fallback each charger should hold.
+    fn refresh_fallbacks(&mut self) {
+        let mut spec = self.community.clone();
+        spec.base_load_kw = self.applied_base.to_vec();
+        for f in fallback::fallback_limits(&spec, None) {
+            if let Some(ch) = self.chargers.get_mut(&f.charger) {
+                let hourly: [f64; 24] =
+                    std::array::from_fn(|h| profile::amps_to_unit(&ch.spec, f.amps_by_hour[h]));
+                ch.tracks.entry(Key::Default).or_default().desired = Some(Shape::Default(hourly));
+            }
+        }
+        let slot_len = self.slot_len();
+        let now = self.now;
+        for (id, c) in &self.commands {
+            if !c.active() || c.end <= now {
+                continue;
+            }
+            // The commanded charging capacity per local hour: the lowest over the window's slots
+            // falling in that hour, under every command in force then (where windows overlap,
+            // whichever command's profile prevails on a charger allows no more than all of
+            // them); hours outside the window are not capped.
+            let mut cap = [f64::INFINITY; 24];
+            let mut t = c.from;
+            while t < c.end {
+                let h = self.clock.hour(t);
+                for o in self.commands.values().filter(|o| o.active()) {
+                    if t < o.end && t + slot_len > o.start {
+                        cap[h] = cap[h].min(o.cap_at(t, slot_len));
+                    }
+                }
+                t += slot_len;
+            }
+            for f in fallback::fallback_limits(&spec, Some(&cap)) {
+                if let Some(ch) = self.chargers.get_mut(&f.charger) {
+                    let hourly: [f64; 24] =
+                        std::array::from_fn(|h| profile::amps_to_unit(&ch.spec, f.amps_by_hour[h]));
+                    ch.tracks.entry(Key::Command(*id)).or_default().desired =
+                        Some(Shape::Command {
+                            from: c.start,
+                            to: c.end,
+                            level: c.stack_level,
+                            hourly,
+                        });
+                }
+            }
+        }
+        // Commands that ended: their profiles expired by validTo, nothing to send.
+        let ended: Vec<CommandId> = self
+            .commands
+            .iter()
+            .filter(|(_, c)| c.end <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for ch in self.chargers.values_mut() {
+            for id in &ended {
+                if ch
+                    .tracks
+                    .get(&Key::Command(*id))
+                    .is_some_and(|t| t.pending.is_none())
+                {
+                    ch.tracks.remove(&Key::Command(*id));
+                }
+            }
+        }
+        self.commands
+            .retain(|_, c| !(c.end <= now && (c.done || c.cancelled) && now - c.end > 86_400));
+    }
+
+    fn replan(&mut self, now: i64) {
+        if self.fallback_dirty {
+            self.refresh_fallbacks();
+            self.fallback_dirty = false;
+        }
+        self.dirty = false;
+        self.next_replan = now + self.config.replan_interval.as_secs().max(1);
+        let solved = match self.solve(now, None) {
+            Ok(s) => s,
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                return;
+            }
+        };
+        self.last_error = None;
+        let slot_len = self.slot_len();
+        for (tx, power, _) in &solved.sessions {
+            let s = &self.sessions[tx];
+            let Some(ch) = self.chargers.get_mut(&s.charger) else {
+                continue;
+            };
+            let mut periods = Vec::new();
+            for (k, p) in power.iter().enumerate() {
+                let start = solved.slot0 + k as i64 * slot_len;
+                if start >= solved.valid_to {
+                    break;
+                }
+                let limit = profile::kw_to_unit(&ch.spec, *p);
+                if periods.last().is_some_and(|&(_, l)| l == limit) {
+                    continue;
+                }
+                periods.push((start.max(now), limit));
+            }
+            ch.tracks.entry(Key::Tx(s.connector)).or_default().desired = Some(Shape::Tx(TxShape {
+                transaction_id: *tx,
+                start: now,
+                periods,
+                valid_to: solved.valid_to,
+            }));
+        }
+        let first_powers = solved
+            .sessions
+            .iter()
+            .map(|(tx, p, _)| {
+                (
+                    *tx,
+                    [
+                        p.first().copied().unwrap_or(0.0),
+                        p.get(1).copied().unwrap_or(0.0),
+                    ],
+                )
+            })
+            .collect();
+        self.last_problem = Some(solved.problem);
+        self.plan = Some(PlanState {
+            planned_at: now,
+            slot0: solved.slot0,
+            first_powers,
+            capacity: solved.capacity,
+            planned: solved.planned,
+            sessions: solved
+                .sessions
+                .into_iter()
+                .map(|(tx, _, i)| (tx, i))
+                .collect(),
+        });
+    }
+
+    /// The plan at `now`, without the command `exclude` (for its baseline). Pure.
+    fn solve(&self, now: i64, exclude: Option<CommandId>) -> Result<Solved, ControlError> {
+        let slot_len = self.slot_len();
+        let n = self.config.horizon_slots;
+        let slot0 = self.clock.floor(now, slot_len);
+        let starts: Vec<i64> = (0..n).map(|k| slot0 + k as i64 * slot_len).collect();
+        let hours: Vec<usize> = starts.iter().map(|&t| self.clock.hour(t)).collect();
+        let rated = self.community.rating_kva * self.community.power_factor;
+        let mut cap: Vec<f64> = hours
+            .iter()
+            .map(|&h| (rated - self.applied_base[h]).max(0.0))
+            .collect();
+        for (id, c) in &self.commands {
+            if !c.active() || Some(*id) == exclude {
+                continue;
+            }
+            for (k, &t) in starts.iter().enumerate() {
+                if t < c.end && t + slot_len > c.start {
+                    cap[k] = cap[k].min(c.cap_at(t, slot_len));
+                }
+            }
+        }
+        // Every TxProfile of this plan expires at the same instant, on a grid of the re-plan
+        // interval, so consecutive re-plans produce identical profiles when nothing changed
+        // (and those are not sent again) and no charger's plan outlives another's.
+        let validity = self.config.profile_validity.as_secs().max(1);
+        let interval = self.config.replan_interval.as_secs().max(1);
+        let valid_to = if validity >= 2 * interval {
+            let v = now + validity;
+            v - v.rem_euclid(interval)
+        } else {
+            now + validity
+        };
+        // `fixed`: load the plan cannot change (chargers planned around); `reserve`: room kept
+        // for fallbacks and guards, which is not load.
+        let mut fixed = vec![0.0; n];
+        let mut reserve = vec![0.0; n];
+        let mut running: BTreeMap<&ChargePointId, Vec<i64>> = BTreeMap::new();
+        for (tx, s) in &self.sessions {
+            running.entry(&s.charger).or_default().push(*tx);
+        }
+        let mut planned_tx: Vec<i64> = Vec::new();
+        for (id, ch) in &self.chargers {
+            let measured = if ch.compliant { 0.0 } else { ch.power_kw() };
+            match running.get(id) {
+                Some(txs) => {
+                    let excluded = !ch.connected || ch.failed_until.is_some() || !ch.compliant;
+                    if excluded {
+                        // Planned around: what it holds (TxProfile until its validTo, then its
+                        // fallback), or what it draws if more.
+                        for tx in txs {
+                            let conn = self.sessions[tx].connector;
+                            let held_tx = ch
+                                .shapes(Key::Tx(conn))
+                                .filter_map(|s| match s {
+                                    Shape::Tx(t) if t.transaction_id == *tx => Some(t),
+                                    _ => None,
+                                })
+                                .fold((0.0f64, 0i64), |a, t| {
+                                    (a.0.max(t.max()), a.1.max(t.valid_to))
+                                });
+                            for (k, &t) in starts.iter().enumerate() {
+                                let mut v = ch.fallback_kw(hours[k]);
+                                if t < held_tx.1 {
+                                    v = v.max(profile::unit_to_kw(&ch.spec, held_tx.0));
+                                }
+                                fixed[k] += v.max(measured);
+                            }
+                        }
+                    } else {
+                        planned_tx.extend(txs);
+                        // After the car's departure the charger is idle: its fallback is
+                        // reserved from then on (as for an idle charger), so energy planned
+                        // for the cars staying does not count on room that will be taken.
+                        let dep = txs
+                            .iter()
+                            .map(|tx| secs(self.sessions[tx].wish.departure))
+                            .max()
+                            .unwrap_or(now);
+                        for (k, &t) in starts.iter().enumerate() {
+                            if t + slot_len > dep {
+                                reserve[k] += ch.fallback_kw(hours[k]);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    // Idle: its fallback is reserved (a car may plug in and draw it while this
+                    // plan's TxProfiles are valid: Invariant S), and a guard left by the last
+                    // transaction while it is valid. Invariant S needs the reserve only until
+                    // `valid_to`, but every later re-plan reserves it again while the charger is
+                    // idle; reserving it over the whole horizon makes the plan what will happen
+                    // (a plan that counted on the idle chargers' share later would promise cars
+                    // energy every re-plan then postpones, and miss departures).
+                    for (k, &t) in starts.iter().enumerate() {
+                        let mut v = ch.fallback_kw(hours[k]);
+                        let g = ch.stale_max(t, t + slot_len);
+                        if g > 0.0 {
+                            v = v.max(profile::unit_to_kw(&ch.spec, g));
+                        }
+                        fixed[k] += measured;
+                        reserve[k] += (v - measured).max(0.0);
+                    }
+                }
+            }
+        }
+        let past_h = (now - slot0) as f64 / 3600.0;
+        let left_h = (slot0 + slot_len - now) as f64 / 3600.0;
+        let slot_h = slot_len as f64 / 3600.0;
+        // Emergencies within the cap, earliest first.
+        let mut emergencies: Vec<(i64, i64)> = planned_tx
+            .iter()
+            .filter(|tx| self.sessions[tx].wish.emergency)
+            .map(|tx| (self.sessions[tx].started, *tx))
+            .collect();
+        emergencies.sort();
+        let cap_e = self
+            .community
+            .max_emergencies
+            .map_or(usize::MAX, |m| m as usize);
+        let served: std::collections::BTreeSet<i64> =
+            emergencies.iter().take(cap_e).map(|e| e.1).collect();
+        let sessions: Vec<Session> = planned_tx
+            .iter()
+            .enumerate()
+            .map(|(i, tx)| {
+                let s = &self.sessions[tx];
+                let spec = &self.chargers[&s.charger].spec;
+                let dep = (secs(s.wish.departure) - slot0).div_euclid(slot_len);
+                // The engine counts slot 0 as a whole slot, but part of it is past: what the
+                // session will not get in that part is asked for on top (estimated with the
+                // previous plan's power for this slot), so a car is not left short by
+                // re-planning mid-slot.
+                let p0 = self.previous_power(*tx, slot0);
+                let missed = p0 * past_h;
+                Session {
+                    id: i as u64,
+                    arrival_slot: 0,
+                    departure_slot: (dep.max(1) as usize).min(n),
+                    energy_kwh: {
+                        let rem = (s.wish.energy_kwh - s.delivered_kwh).max(0.0);
+                        // Less than one slot at the minimum power cannot be planned exactly
+                        // (the engine then plans nothing): ask for one slot at the minimum; the
+                        // car stops by itself when full.
+                        if rem > 1e-6 {
+                            (rem + missed).max(spec.min_kw() * slot_h)
+                        } else {
+                            0.0
+                        }
+                    },
+                    max_kw: spec.max_kw(),
+                    min_kw: spec.min_kw().min(spec.max_kw()),
+                    priority: if served.contains(tx) {
+                        Priority::Emergency
+                    } else {
+                        Priority::Normal
+                    },
+                    v2g: None,
+                }
+            })
+            .collect();
+        let price: Vec<f64> = hours
+            .iter()
+            .map(|&h| self.community.tariff.cny_per_kwh[h])
+            .collect();
+        let problem = Problem {
+            slot_minutes: self.config.slot_minutes,
+            capacity_kw: (0..n)
+                .map(|k| (cap[k] - fixed[k] - reserve[k]).max(0.0))
+                .collect(),
+            price,
+            sessions,
+        };
+        let plan = if problem.sessions.is_empty() {
+            orderly_schedule::Plan {
+                sessions: Vec::new(),
+            }
+        } else {
+            self.planner.plan(0, &problem)?
+        };
+        // Planned load: excluded/non-compliant chargers' held or measured draw plus the engine's
+        // plan; the idle chargers' reserve is not load.
+        let mut planned_load = vec![0.0; n];
+        for k in 0..n {
+            planned_load[k] = fixed[k];
+        }
+        let mut out = Vec::with_capacity(plan.sessions.len());
+        for sp in plan.sessions {
+            let tx = planned_tx[sp.id as usize];
+            let s = &self.sessions[&tx];
+            for (k, p) in sp.power_kw.iter().enumerate() {
+                planned_load[k] += p;
+            }
+            let emergency = served.contains(&tx);
+            // What the plan delivers from now (slot 0 only for its remaining part), at most
+            // what is wanted.
+            let remaining = (s.wish.energy_kwh - s.delivered_kwh).max(0.0);
+            let mut energy = 0.0;
+            let mut cost = 0.0;
+            for (k, p) in sp.power_kw.iter().enumerate() {
+                let e = p * if k == 0 { left_h } else { slot_h };
+                let e = e.min(remaining - energy).max(0.0);
+                energy += e;
+                cost += e * if emergency {
+                    self.community.emergency_price_cny_per_kwh
+                } else {
+                    self.community.tariff.cny_per_kwh[hours[k]]
+                };
+            }
+            let finish = if s.wish.energy_kwh - s.delivered_kwh <= 1e-9 {
+                None
+            } else {
+                sp.finish_slot.map(|f| slot0 + f as i64 * slot_len)
+            };
+            out.push((
+                tx,
+                sp.power_kw,
+                SessionPlanInfo {
+                    delivered_kwh: s.delivered_kwh,
+                    energy_kwh: energy,
+                    finish,
+                    cost_cny: cost,
+                    emergency,
+                    emergency_waiting: s.wish.emergency && !emergency,
+                },
+            ));
+        }
+        Ok(Solved {
+            problem,
+            slot0,
+            valid_to,
+            capacity: cap,
+            planned: planned_load,
+            sessions: out,
+        })
+    }
+
+    /// The connector-0 TxDefaultProfile limit the charger holds at `t`: a command's (stack
+    /// level 1) in its window, else the base fallback; infinite if it holds none.
+    fn held_default(&self, ch: &ChargerState, t: i64) -> f64 {
+        let h = self.clock.hour(t);
+        let mut cmd: Option<f64> = None;
+        for (k, tr) in &ch.tracks {
+            if let (
+                Key::Command(_),
+                Some(Shape::Command {
+                    from, to, hourly, ..
+                }),
+            ) = (k, &tr.accepted)
+            {
+                if *from <= t && t < *to {
+                    cmd = Some(cmd.map_or(hourly[h], |x: f64| x.max(hourly[h])));
+                }
+            }
+        }
+        cmd.or_else(|| ch.accepted_default().map(|d| d[h]))
+            .unwrap_or(f64::INFINITY)
+    }
+
+    /// The power the previous plan gave `tx` in the slot starting at `slot` (kW).
+    fn previous_power(&self, tx: i64, slot: i64) -> f64 {
+        let Some(p) = &self.plan else { return 0.0 };
+        let Some(f) = p.first_powers.get(&tx) else {
+            return 0.0;
+        };
+        match (slot - p.slot0) / self.slot_len() {
+            0 => f[0],
+            1 => f[1],
+            _ => 0.0,
+        }
+    }
+
+    /// How `new` relates to what the charger holds for `key` (`old`).
+    fn change(
+        &self,
+        ch: &ChargerState,
+        n_connector: i32,
+        new: &Shape,
+        old: Option<&Shape>,
+        now: i64,
+    ) -> (Change, Option<Shape>) {
+        const INF: f64 = f64::INFINITY;
+        let def = ch.accepted_default().copied().unwrap_or([INF; 24]);
+        match new {
+            Shape::Max(_) => (
+                if old == Some(new) {
+                    Change::Equal
+                } else {
+                    Change::Decrease
+                },
+                None,
+            ),
+            Shape::Default(n) => {
+                let o = match old {
+                    Some(Shape::Default(o)) => *o,
+                    _ => [INF; 24],
+                };
+                let c = classify_values(n.iter().copied().zip(o));
+                let min: [f64; 24] = std::array::from_fn(|h| n[h].min(o[h]));
+                (c, (c == Change::Mixed).then_some(Shape::Default(min)))
+            }
+            Shape::Command {
+                from,
+                to,
+                level,
+                hourly,
+            } => {
+                let o = match old {
+                    Some(Shape::Command {
+                        hourly: o,
+                        from: f,
+                        to: t,
+                        level: l,
+                    }) if f == from && t == to && l == level => *o,
+                    Some(Shape::Command { hourly: o, .. }) => {
+                        std::array::from_fn(|h| o[h].max(def[h]))
+                    }
+                    _ => def,
+                };
+                let c = classify_values(hourly.iter().copied().zip(o));
+                let min: [f64; 24] = std::array::from_fn(|h| hourly[h].min(o[h]));
+                (
+                    c,
+                    (c == Change::Mixed).then_some(Shape::Command {
+                        from: *from,
+                        to: *to,
+                        level: *level,
+                        hourly: min,
+                    }),
+                )
+            }
+            Shape::Clear => (
+                if old.is_none() {
+                    Change::Equal
+                } else {
+                    Change::Increase
+                },
+                None,
+            ),
+            Shape::Tx(n) => {
+                let o = match old {
+                    Some(Shape::Tx(o)) if o.transaction_id == n.transaction_id => Some(o),
+                    _ => None,
+                };
+                let end = n.valid_to.max(o.map_or(0, |o| o.valid_to));
+                let mut bps: Vec<i64> = vec![now];
+                bps.extend(n.periods.iter().map(|p| p.0));
+                bps.push(n.valid_to);
+                if let Some(o) = o {
+                    bps.extend(o.periods.iter().map(|p| p.0));
+                    bps.push(o.valid_to);
+                }
+                for g in ch.stale_guards.get(&n_connector).into_iter().flatten() {
+                    bps.extend(g.periods.iter().map(|p| p.0));
+                    bps.push(g.valid_to);
+                }
+                let mut t = self.clock.next_hour(now);
+                while t < end {
+                    bps.push(t);
+                    t += 3600;
+                }
+                bps.retain(|&t| t >= now && t < end);
+                bps.sort_unstable();
+                bps.dedup();
+                let f_new = |t: i64| n.at(t).unwrap_or_else(|| self.held_default(ch, t));
+                let conn = n_connector;
+                let f_old = |t: i64| {
+                    o.and_then(|o| o.at(t))
+                        .or_else(|| ch.stale_at(conn, t))
+                        .unwrap_or_else(|| self.held_default(ch, t))
+                };
+                let c = classify_values(bps.iter().map(|&t| (f_new(t), f_old(t))));
+                let min = (c == Change::Mixed).then(|| {
+                    let mut periods: Vec<(i64, f64)> = Vec::new();
+                    for &t in bps.iter().filter(|&&t| t < n.valid_to) {
+                        let v = f_new(t).min(f_old(t));
+                        if periods.last().is_some_and(|p| p.1 == v) {
+                            continue;
+                        }
+                        periods.push((t, v));
+                    }
+                    Shape::Tx(TxShape {
+                        transaction_id: n.transaction_id,
+                        start: now,
+                        periods,
+                        valid_to: n.valid_to,
+                    })
+                });
+                (c, min)
+            }
+        }
+    }
+
+    /// Send what differs from what chargers hold: decreases (and the decreasing half of mixed
+    /// changes) at once; increases only when no decrease, and nothing the latest plan no longer
+    /// wants, is in flight anywhere in the community.
+    fn sync(&mut self, now: i64) {
+        let mut sends: Vec<(ChargePointId, Key, Shape, bool)> = Vec::new();
+        let mut increases: Vec<(ChargePointId, Key, Shape)> = Vec::new();
+        let mut blocked = false;
+        for (id, ch) in &self.chargers {
+            if !ch.connected {
+                continue;
+            }
+            for (key, tr) in &ch.tracks {
+                let Some(desired) = &tr.desired else { continue };
+                if let Some(p) = &tr.pending {
+                    if p.decrease
+                        || self
+                            .change(ch, key_connector(*key), desired, Some(&p.shape), now)
+                            .0
+                            != Change::Equal
+                    {
+                        blocked = true;
+                    }
+                    continue;
+                }
+                if now < tr.next_try {
+                    continue;
+                }
+                let (c, min) =
+                    self.change(ch, key_connector(*key), desired, tr.accepted.as_ref(), now);
+                match c {
+                    Change::Equal => {}
+                    Change::Decrease => sends.push((id.clone(), *key, desired.clone(), true)),
+                    Change::Mixed => {
+                        sends.push((id.clone(), *key, min.expect("mixed has a min"), true))
+                    }
+                    Change::Increase => increases.push((id.clone(), *key, desired.clone())),
+                }
+            }
+        }
+        if sends.is_empty() && !blocked {
+            sends.extend(increases.into_iter().map(|(a, b, c)| (a, b, c, false)));
+        }
+        for (id, key, shape, decrease) in sends {
+            self.send(&id, key, shape, decrease, now);
+        }
+    }
+
+    fn send(&mut self, id: &ChargePointId, key: Key, shape: Shape, decrease: bool, now: i64) {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        let Some(ch) = self.chargers.get_mut(id) else {
+            return;
+        };
+        let command = match key {
+            Key::Command(c) => c.0,
+            _ => 0,
+        };
+        let connector = match key {
+            Key::Tx(c) => c,
+            _ => 0,
+        };
+        let action = match &shape {
+            Shape::Clear => Action::ClearProfile {
+                request,
+                charger: id.clone(),
+                request_body: v16::ClearChargingProfileRequest {
+                    id: Some(profile::command_profile_id(command)),
+                    ..Default::default()
+                },
+            },
+            s => Action::SetProfile {
+                request,
+                charger: id.clone(),
+                request_body: profile::request(&ch.spec, &self.clock, s, connector, command, now),
+            },
+        };
+        self.actions.push_back(action);
+        let guard = match &shape {
+            Shape::Tx(tx) => {
+                let g = RequestId(self.next_request);
+                self.next_request += 1;
+                self.actions.push_back(Action::SetProfile {
+                    request: g,
+                    charger: id.clone(),
+                    request_body: profile::guard_request(&ch.spec, tx, connector),
+                });
+                self.requests.insert(g, (id.clone(), key));
+                // The new pair replaces the stale guard of that connector.
+                Some(g)
+            }
+            _ => None,
+        };
+        if let Some(t) = ch.tracks.get_mut(&key) {
+            t.pending = Some(Pending {
+                request,
+                guard,
+                accepted: 0,
+                shape,
+                sent: now,
+                decrease,
+            });
+        }
+        self.requests.insert(request, (id.clone(), key));
     }
 
     pub fn plan_view(&self) -> PlanView {
-        todo!("orderly-control helper")
+        let slot_len = self.slot_len();
+        let (planned_at, slot0, capacity, planned) = match &self.plan {
+            Some(p) => (
+                Some(profile::ts(p.planned_at)),
+                p.slot0,
+                p.capacity.clone(),
+                p.planned.clone(),
+            ),
+            None => (
+                None,
+                self.clock.floor(self.now, slot_len),
+                Vec::new(),
+                Vec::new(),
+            ),
+        };
+        let sessions = self
+            .sessions
+            .iter()
+            .map(|(tx, s)| {
+                let info = self.plan.as_ref().and_then(|p| p.sessions.get(tx));
+                let ch = &self.chargers[&s.charger];
+                let current = ch
+                    .tracks
+                    .get(&Key::Tx(s.connector))
+                    .and_then(|t| t.accepted.as_ref())
+                    .and_then(|sh| match sh {
+                        Shape::Tx(t) if t.transaction_id == *tx => t.at(self.now),
+                        _ => None,
+                    })
+                    .or_else(|| ch.accepted_default().map(|d| d[self.clock.hour(self.now)]))
+                    .map(|v| profile::unit_to_kw(&ch.spec, v));
+                SessionView {
+                    transaction_id: *tx,
+                    charger: s.charger.clone(),
+                    connector_id: s.connector,
+                    wish: s.wish.clone(),
+                    emergency_waiting: info.is_some_and(|i| i.emergency_waiting),
+                    delivered_kwh: s.delivered_kwh,
+                    expected_energy_by_departure_kwh: info
+                        .map_or(s.delivered_kwh, |i| i.delivered_kwh + i.energy_kwh)
+                        .max(s.delivered_kwh),
+                    expected_finish: info.and_then(|i| i.finish).map(profile::ts),
+                    expected_cost_cny: s.cost_so_far + info.map_or(0.0, |i| i.cost_cny),
+                    current_limit_kw: current,
+                    compliant: ch.compliant,
+                }
+            })
+            .collect();
+        let unconfirmed = self
+            .chargers
+            .iter()
+            .filter(|(_, ch)| {
+                ch.failed_until.is_some()
+                    || ch.tracks.values().any(|t| {
+                        t.pending.is_some() || (t.desired.is_some() && t.accepted.is_none())
+                    })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        PlanView {
+            planned_at,
+            slot_start: profile::ts(slot0),
+            slot_minutes: self.config.slot_minutes,
+            capacity_kw: capacity,
+            planned_kw: planned,
+            measured_kw: self.chargers.values().map(|c| c.power_kw()).sum(),
+            sessions,
+            unconfirmed_chargers: unconfirmed,
+            non_compliant_chargers: self
+                .chargers
+                .iter()
+                .filter(|(_, c)| !c.compliant)
+                .map(|(id, _)| id.clone())
+                .collect(),
+        }
     }
 }

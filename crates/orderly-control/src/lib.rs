@@ -16,6 +16,7 @@
 pub mod community;
 pub mod controller;
 pub mod fallback;
+pub mod profile;
 
 pub use community::{ChargerSpec, CommunitySpec, RateUnit};
 pub use controller::{

@@ -1,0 +1,363 @@
+//! The charging profiles the controller sends, as shapes it can compare, and their OCPP 1.6
+//! request bodies (layout: see the contract in the crate docs).
+//!
+//! Times are whole seconds since the Unix epoch; limits are in the charger's unit (A per phase
+//! or W). A shape is compared with what the charger holds as a function of time, so the
+//! controller knows whether a change lowers a charger's limit everywhere (a *decrease*, safe to
+//! send at once), raises it (an *increase*, sent only once the decreases are in), or both (first
+//! the pointwise minimum, then the rest).
+
+use crate::community::{ChargerSpec, RateUnit};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use orderly_ocpp::v16;
+
+/// chargingProfileId of the ChargePointMaxProfile.
+pub const MAX_PROFILE_ID: i64 = 1;
+/// chargingProfileId of the stack-level-0 TxDefaultProfile (the fallback).
+pub const DEFAULT_PROFILE_ID: i64 = 2;
+
+/// chargingProfileId of a command's TxDefaultProfile.
+pub fn command_profile_id(command: i64) -> i64 {
+    100 + command.rem_euclid(1000)
+}
+
+/// chargingProfileId of the guard (connector TxDefaultProfile) on `connector`.
+pub fn guard_profile_id(connector: i32) -> i64 {
+    20 + i64::from(connector)
+}
+
+/// Stack level of the guard: above the base fallback (0) and every command's (1 to
+/// [`MAX_COMMAND_STACK_LEVEL`]).
+pub const GUARD_STACK_LEVEL: i64 = 9;
+
+/// Commands whose windows overlap get stack levels 1, 2, … up to this: a charge point replaces a
+/// profile of the same stack level and purpose on the same connector, so two overlapping
+/// commands on one level would erase each other.
+pub const MAX_COMMAND_STACK_LEVEL: i64 = 8;
+
+/// chargingProfileId of the TxProfile on `connector`.
+pub fn tx_profile_id(connector: i32) -> i64 {
+    10 + i64::from(connector)
+}
+
+pub(crate) fn ts(secs: i64) -> Timestamp {
+    Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Local clock arithmetic of a community (whole seconds).
+#[derive(Debug, Clone)]
+pub(crate) struct LocalClock {
+    pub tz: TimeZone,
+}
+
+impl LocalClock {
+    fn offset(&self, t: i64) -> i64 {
+        i64::from(self.tz.to_offset(ts(t)).seconds())
+    }
+    /// Local clock hour (0–23) at `t`.
+    pub fn hour(&self, t: i64) -> usize {
+        ((t + self.offset(t)).rem_euclid(86_400) / 3600) as usize
+    }
+    /// Start of the local period of `len` seconds (dividing a day) containing `t`.
+    pub fn floor(&self, t: i64, len: i64) -> i64 {
+        t - (t + self.offset(t)).rem_euclid(len)
+    }
+    /// Local midnight at or before `t`.
+    pub fn midnight(&self, t: i64) -> i64 {
+        self.floor(t, 86_400)
+    }
+    /// The next local hour boundary after `t`.
+    pub fn next_hour(&self, t: i64) -> i64 {
+        self.floor(t, 3600) + 3600
+    }
+}
+
+/// What a profile of one kind says, comparably.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Shape {
+    /// ChargePointMaxProfile: one limit.
+    Max(f64),
+    /// Stack-0 TxDefaultProfile: a limit per local hour.
+    Default([f64; 24]),
+    /// A command's TxDefaultProfile (stack level `level`, 1 unless windows overlap): a limit
+    /// per local hour in `[from, to)`.
+    Command {
+        from: i64,
+        to: i64,
+        level: i64,
+        hourly: [f64; 24],
+    },
+    /// A TxProfile: `periods` (absolute start, limit) from `start` until `valid_to`.
+    Tx(TxShape),
+    /// ClearChargingProfile of a command's profile.
+    Clear,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TxShape {
+    pub transaction_id: i64,
+    pub start: i64,
+    pub periods: Vec<(i64, f64)>,
+    pub valid_to: i64,
+}
+
+impl TxShape {
+    /// The limit at `t`, if the profile is in force then.
+    pub fn at(&self, t: i64) -> Option<f64> {
+        if t < self.start || t >= self.valid_to {
+            return None;
+        }
+        let i = self.periods.partition_point(|p| p.0 <= t);
+        (i > 0).then(|| self.periods[i - 1].1)
+    }
+    pub fn max(&self) -> f64 {
+        self.periods.iter().map(|p| p.1).fold(0.0, f64::max)
+    }
+}
+
+/// How a new shape relates to the one held, as functions of time from now on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    Equal,
+    Decrease,
+    Increase,
+    Mixed,
+}
+
+pub(crate) fn classify_values(pairs: impl Iterator<Item = (f64, f64)>) -> Change {
+    let (mut lower, mut higher) = (false, false);
+    for (new, old) in pairs {
+        if new < old - 1e-9 {
+            lower = true;
+        } else if new > old + 1e-9 {
+            higher = true;
+        }
+    }
+    match (lower, higher) {
+        (false, false) => Change::Equal,
+        (true, false) => Change::Decrease,
+        (false, true) => Change::Increase,
+        (true, true) => Change::Mixed,
+    }
+}
+
+/// Limit conversion for one charger.
+pub(crate) fn kw_to_unit(spec: &ChargerSpec, kw: f64) -> f64 {
+    if kw <= 0.0 {
+        return 0.0;
+    }
+    match spec.rate_unit {
+        RateUnit::Amperes => {
+            let a = crate::fallback::floor_tenth(
+                (kw * 1000.0 / (spec.voltage_v * f64::from(spec.phases))).min(spec.max_current_a),
+            );
+            if a + 1e-9 < spec.min_current_a {
+                0.0
+            } else {
+                a
+            }
+        }
+        RateUnit::Watts => {
+            let w = (kw.min(spec.max_kw()) * 1000.0 + 1e-6).floor();
+            if w + 1e-6 < spec.min_kw() * 1000.0 {
+                0.0
+            } else {
+                w
+            }
+        }
+    }
+}
+
+pub(crate) fn unit_to_kw(spec: &ChargerSpec, v: f64) -> f64 {
+    match spec.rate_unit {
+        RateUnit::Amperes => spec.kw_at(v),
+        RateUnit::Watts => v / 1000.0,
+    }
+}
+
+/// A fallback (A per hour) in the charger's unit.
+pub(crate) fn amps_to_unit(spec: &ChargerSpec, amps: f64) -> f64 {
+    match spec.rate_unit {
+        RateUnit::Amperes => amps,
+        RateUnit::Watts => (spec.kw_at(amps) * 1000.0 + 1e-6).floor(),
+    }
+}
+
+fn unit(spec: &ChargerSpec) -> v16::ChargingRateUnit {
+    match spec.rate_unit {
+        RateUnit::Amperes => v16::ChargingRateUnit::A,
+        RateUnit::Watts => v16::ChargingRateUnit::W,
+    }
+}
+
+fn period(spec: &ChargerSpec, start: i64, limit: f64) -> v16::ChargingSchedulePeriod {
+    v16::ChargingSchedulePeriod {
+        start_period: start,
+        limit,
+        number_phases: Some(i64::from(spec.phases)),
+    }
+}
+
+fn merged(
+    spec: &ChargerSpec,
+    periods: impl Iterator<Item = (i64, f64)>,
+) -> Vec<v16::ChargingSchedulePeriod> {
+    let mut out: Vec<v16::ChargingSchedulePeriod> = Vec::new();
+    for (s, l) in periods {
+        if out.last().is_some_and(|p| p.limit == l) {
+            continue;
+        }
+        out.push(period(spec, s, l));
+    }
+    out
+}
+
+fn ocpp_ts(secs: i64) -> orderly_ocpp::Timestamp {
+    orderly_ocpp::Timestamp(ts(secs))
+}
+
+/// The SetChargingProfile body for `shape` (not `Clear`) on `connector` (TxProfile only).
+pub(crate) fn request(
+    spec: &ChargerSpec,
+    clock: &LocalClock,
+    shape: &Shape,
+    connector: i32,
+    command: i64,
+    now: i64,
+) -> v16::SetChargingProfileRequest {
+    use v16::{ChargingProfileKind as Kind, ChargingProfilePurpose as Purpose};
+    let schedule = |start: i64, duration: Option<i64>, periods| v16::ChargingSchedule {
+        duration,
+        start_schedule: Some(ocpp_ts(start)),
+        charging_rate_unit: unit(spec),
+        charging_schedule_period: periods,
+        min_charging_rate: None,
+    };
+    let (connector_id, profile) = match shape {
+        Shape::Max(limit) => (
+            0,
+            v16::ChargingProfile {
+                charging_profile_id: MAX_PROFILE_ID,
+                transaction_id: None,
+                stack_level: 0,
+                charging_profile_purpose: Purpose::ChargePointMaxProfile,
+                charging_profile_kind: Kind::Absolute,
+                recurrency_kind: None,
+                valid_from: None,
+                valid_to: None,
+                charging_schedule: schedule(now, None, vec![period(spec, 0, *limit)]),
+            },
+        ),
+        Shape::Default(hourly) => {
+            let midnight = clock.midnight(now);
+            (
+                0,
+                v16::ChargingProfile {
+                    charging_profile_id: DEFAULT_PROFILE_ID,
+                    transaction_id: None,
+                    stack_level: 0,
+                    charging_profile_purpose: Purpose::TxDefaultProfile,
+                    charging_profile_kind: Kind::Recurring,
+                    recurrency_kind: Some(v16::RecurrencyKind::Daily),
+                    valid_from: None,
+                    valid_to: None,
+                    charging_schedule: schedule(
+                        midnight,
+                        Some(86_400),
+                        merged(spec, (0..24).map(|h| (h as i64 * 3600, hourly[h]))),
+                    ),
+                },
+            )
+        }
+        Shape::Command {
+            from,
+            to,
+            level,
+            hourly,
+        } => {
+            let mut pts = Vec::new();
+            let mut t = *from;
+            while t < *to {
+                pts.push((t - from, hourly[clock.hour(t)]));
+                t = clock.next_hour(t);
+            }
+            (
+                0,
+                v16::ChargingProfile {
+                    charging_profile_id: command_profile_id(command),
+                    transaction_id: None,
+                    stack_level: *level,
+                    charging_profile_purpose: Purpose::TxDefaultProfile,
+                    charging_profile_kind: Kind::Absolute,
+                    recurrency_kind: None,
+                    valid_from: Some(ocpp_ts(*from)),
+                    valid_to: Some(ocpp_ts(*to)),
+                    charging_schedule: schedule(
+                        *from,
+                        Some(to - from),
+                        merged(spec, pts.into_iter()),
+                    ),
+                },
+            )
+        }
+        Shape::Tx(tx) => (
+            i64::from(connector),
+            v16::ChargingProfile {
+                charging_profile_id: tx_profile_id(connector),
+                transaction_id: Some(tx.transaction_id),
+                stack_level: 0,
+                charging_profile_purpose: Purpose::TxProfile,
+                charging_profile_kind: Kind::Absolute,
+                recurrency_kind: None,
+                valid_from: None,
+                valid_to: Some(ocpp_ts(tx.valid_to)),
+                charging_schedule: schedule(
+                    tx.start,
+                    Some(tx.valid_to - tx.start),
+                    merged(spec, tx.periods.iter().map(|&(s, l)| (s - tx.start, l))),
+                ),
+            },
+        ),
+        Shape::Clear => unreachable!("Clear is sent as ClearChargingProfile"),
+    };
+    v16::SetChargingProfileRequest {
+        connector_id,
+        cs_charging_profiles: profile,
+    }
+}
+
+/// The guard that goes with a TxProfile: a TxDefaultProfile on the transaction's connector,
+/// stack level 2, with the TxProfile's periods and validTo. While the live plan is valid, a car
+/// that replaced the planned one on that connector (the resident left, another plugged in,
+/// with the platform unreachable) gets no more than the plan reserved for the connector; after
+/// validTo both expire together and the connector-0 fallback applies.
+pub(crate) fn guard_request(
+    spec: &ChargerSpec,
+    tx: &TxShape,
+    connector: i32,
+) -> v16::SetChargingProfileRequest {
+    v16::SetChargingProfileRequest {
+        connector_id: i64::from(connector),
+        cs_charging_profiles: v16::ChargingProfile {
+            charging_profile_id: guard_profile_id(connector),
+            transaction_id: None,
+            stack_level: GUARD_STACK_LEVEL,
+            charging_profile_purpose: v16::ChargingProfilePurpose::TxDefaultProfile,
+            charging_profile_kind: v16::ChargingProfileKind::Absolute,
+            recurrency_kind: None,
+            valid_from: None,
+            valid_to: Some(ocpp_ts(tx.valid_to)),
+            charging_schedule: v16::ChargingSchedule {
+                duration: Some(tx.valid_to - tx.start),
+                start_schedule: Some(ocpp_ts(tx.start)),
+                charging_rate_unit: unit(spec),
+                charging_schedule_period: merged(
+                    spec,
+                    tx.periods.iter().map(|&(s, l)| (s - tx.start, l)),
+                ),
+                min_charging_rate: None,
+            },
+        },
+    }
+}
