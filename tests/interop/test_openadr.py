@@ -16,6 +16,7 @@ the 2.0b way (interval durations only, setpoint in W), answered through on_creat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 from openleadr import OpenADRServer, enums
 
-from harness import EVENT_TIMEOUT, Api
+from harness import EVENT_TIMEOUT, Api, SimChargePoint, call, iso, new_tag, open_ws, utcnow
 
 COMMUNITY = "oadr-test"
 RATING_KVA = 100.0
@@ -248,9 +249,43 @@ async def test_ven_registers_reports_and_turns_events_into_grid_commands(server_
             assert asyncio.get_running_loop().time() < deadline, "VTN still holds the cancelled event"
             await asyncio.sleep(0.2)
 
-        # Telemetry keeps flowing.
-        vtn.reading.clear()
-        await wait_for(vtn.reading, "further oadrUpdateReport", server)
+        # Telemetry follows the community's measured charging load: a car charging at 7.4 kW
+        # on one of its chargers (MeterValues Power.Active.Import) shows in the next reports.
+        tag = new_tag("OADR")
+        await api.add_tag(tag, "Accepted")
+        ws = await open_ws(server, "OADR0")
+        cp = SimChargePoint("OADR0", ws)
+        for action in ("SetChargingProfile", "ClearChargingProfile"):
+            cp.answer(action, {"status": "Accepted"})
+        cp.answer("GetConfiguration", {"configurationKey": [], "unknownKey": []})
+        cp.answer("ChangeConfiguration", {"status": "Accepted"})
+        cp.answer("TriggerMessage", {"status": "Accepted"})
+        loop = asyncio.create_task(cp.start())
+        try:
+            await cp.boot(connectors=1)
+            tx = await cp.enter_charging(tag, connector=1)
+            now = utcnow()
+            await cp.send(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[{
+                "timestamp": iso(now),
+                "sampledValue": [
+                    {"value": "7400", "measurand": "Power.Active.Import", "unit": "W",
+                     "context": "Sample.Periodic"},
+                    {"value": "100", "measurand": "Energy.Active.Import.Register", "unit": "Wh",
+                     "context": "Sample.Periodic"},
+                ],
+            }]))
+            deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT
+            while not any(v > 0 for _, v in vtn.readings):
+                assert asyncio.get_running_loop().time() < deadline, \
+                    f"no non-zero charging load reported: {vtn.readings[-5:]}\n{server.log_tail()}"
+                vtn.reading.clear()
+                await asyncio.wait_for(vtn.reading.wait(), EVENT_TIMEOUT)
+            assert [v for _, v in vtn.readings if v > 0][0] == pytest.approx(7.4)
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await loop
+            await ws.close()
     finally:
         await api.aclose()
 
