@@ -334,6 +334,14 @@ fn ven_messages_match_openleadrs_element_order() {
         &["oadrTransportAddress"],
     );
     same_sequence(
+        &body(&VenMessage::RequestEvent {
+            request_id: "r".into(),
+            ven_id: "v".into(),
+        }),
+        &their_body("ven-register-oadrRequestEvent.xml"),
+        &[],
+    );
+    same_sequence(
         &body(&VenMessage::Poll { ven_id: "v".into() }),
         &their_body("ven-register-oadrPoll.xml"),
         &[],
@@ -452,6 +460,12 @@ fn ven_registers_reports_and_answers_events() {
     assert!(sent.body.contains("<ei:reportRequestID>"));
     ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
         .unwrap();
+    // Then the events the VTN already holds (none: openleadr answers oadrResponse).
+    let sent = ven.poll_transmit(now).unwrap();
+    assert_eq!(sent.path, "EiEvent");
+    assert!(sent.body.contains("oadrRequestEvent"));
+    ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
+        .unwrap();
 
     // First poll at once, then nothing until the poll period (1 s) or the report (10 s).
     let sent = ven.poll_transmit(now).unwrap();
@@ -528,6 +542,8 @@ fn ven_registers_reports_and_answers_events() {
     .unwrap();
     let outputs: Vec<_> = std::iter::from_fn(|| ven.poll_output()).collect();
     assert_eq!(outputs.len(), 1, "only evt-other is new: {outputs:?}");
+    // The charging load the next telemetry reading takes.
+    ven.set_charging_load(42.5);
     let sent = ven.poll_transmit(now).unwrap(); // its oadrCreatedEvent
     ven.handle_response("", now).unwrap_err();
     // ... is sent again after the retry wait.
@@ -536,8 +552,8 @@ fn ven_registers_reports_and_answers_events() {
     ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
         .unwrap();
 
-    // Telemetry: the report is due 10 s after the request, with the latest load.
-    ven.set_charging_load(42.5);
+    // Telemetry: the report is due 10 s after the request, with the reading taken then
+    // (at 12 s here: the VEN was waiting to retry at 10 s).
     now = ts("2030-01-01T00:00:15Z");
     let sent = loop {
         let sent = ven.poll_transmit(now).unwrap();
@@ -606,4 +622,130 @@ fn failures_back_off_and_keep_acknowledgements() {
         "{err}"
     );
     assert!(!ven.is_ready());
+}
+
+/// A VEN registered and past its initial oadrRequestEvent, at `now`.
+fn ready_ven(now: Timestamp) -> Ven {
+    let mut ven = Ven::new(VenConfig::new("orderly", "demo"));
+    for answer in [
+        "vtn-register-oadrCreatedPartyRegistration.xml",
+        "vtn-register-oadrCreatedPartyRegistration-2.xml",
+    ] {
+        ven.poll_transmit(now).unwrap();
+        ven.handle_response(&fixture(answer), now).unwrap();
+    }
+    // oadrRegisterReport → no report requested.
+    ven.poll_transmit(now).unwrap();
+    let registered = fixture("vtn-register-oadrRegisteredReport.xml");
+    let start = registered.find("<oadr:oadrReportRequest>").unwrap();
+    let end =
+        registered.find("</oadr:oadrReportRequest>").unwrap() + "</oadr:oadrReportRequest>".len();
+    let none_requested = format!("{}{}", &registered[..start], &registered[end..]);
+    ven.handle_response(&none_requested, now).unwrap();
+    assert!(ven.is_ready());
+    while let Some(out) = ven.poll_output() {
+        assert!(matches!(out, VenOutput::Registered { .. }), "{out:?}");
+    }
+    ven
+}
+
+#[test]
+fn initial_request_event_learns_existing_events() {
+    let now = ts("2030-01-01T00:00:00Z");
+    let mut ven = ready_ven(now);
+    let sent = ven.poll_transmit(now).unwrap();
+    assert!(sent.body.contains("oadrRequestEvent"), "{}", sent.body);
+    // A VTN that already held events (e.g. the server restarted) answers with all of them.
+    ven.handle_response(&fixture("vtn-capacity-oadrDistributeEvent.xml"), now)
+        .unwrap();
+    let events: Vec<_> = std::iter::from_fn(|| ven.poll_output()).collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    let sent = ven.poll_transmit(now).unwrap();
+    assert_eq!(sent.path, "EiEvent");
+    assert_eq!(
+        sent.body.matches("<ei:optType>optIn</ei:optType>").count(),
+        3
+    );
+}
+
+#[test]
+fn report_requests_from_a_poll_are_created_sent_and_cancelled() {
+    let mut now = ts("2030-01-01T00:00:00Z");
+    let mut ven = ready_ven(now);
+    ven.poll_transmit(now).unwrap(); // oadrRequestEvent
+    ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
+        .unwrap();
+    ven.poll_transmit(now).unwrap(); // oadrPoll
+    let create = fixture("vtn-poll-oadrCreateReport.xml")
+        .replace("orderly-telemetry", openadr::TELEMETRY_SPECIFIER);
+    ven.handle_response(&create, now).unwrap();
+    let sent = ven.poll_transmit(now).unwrap();
+    assert!(sent.body.contains("oadrCreatedReport"));
+    assert!(
+        sent.body
+            .contains("<ei:reportRequestID>rr-created-1</ei:reportRequestID>")
+    );
+    assert!(sent.body.contains("<ei:responseCode>200</ei:responseCode>"));
+    ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
+        .unwrap();
+
+    // Granularity 30 s, back duration 60 s: one report a minute with two readings (taken at
+    // 30 s and 60 s; the load changes at 45 s).
+    ven.set_charging_load(10.0);
+    let mut reports = Vec::new();
+    for _ in 0..120 {
+        now += SignedDuration::from_secs(1);
+        if now == ts("2030-01-01T00:00:45Z") {
+            ven.set_charging_load(20.0);
+        }
+        while let Some(sent) = ven.poll_transmit(now) {
+            if sent.body.contains("oadrUpdateReport") {
+                reports.push((now, sent.body));
+            }
+            ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        reports.len(),
+        2,
+        "{:?}",
+        reports.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert_eq!(reports[0].0, ts("2030-01-01T00:01:00Z"));
+    let values = |body: &str| body.matches("<ei:value>").count();
+    assert_eq!(values(&reports[0].1), 2);
+    assert!(reports[0].1.contains("<ei:value>10</ei:value>"));
+    assert!(reports[0].1.contains("<ei:value>20</ei:value>"));
+
+    // A request for a report the VEN never offered is refused (452) but acknowledged.
+    now += SignedDuration::from_secs(1);
+    ven.poll_transmit(now).unwrap();
+    ven.handle_response(&fixture("vtn-poll-oadrCreateReport.xml"), now)
+        .unwrap();
+    let sent = ven.poll_transmit(now).unwrap();
+    assert!(sent.body.contains("<ei:responseCode>452</ei:responseCode>"));
+    ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
+        .unwrap();
+    assert!(matches!(ven.poll_output(), Some(VenOutput::Warning(_))));
+
+    // oadrCancelReport: acknowledged, and the report stops.
+    now += SignedDuration::from_secs(1);
+    ven.poll_transmit(now).unwrap();
+    ven.handle_response(&fixture("vtn-poll-oadrCancelReport.xml"), now)
+        .unwrap();
+    let sent = ven.poll_transmit(now).unwrap();
+    assert!(sent.body.contains("oadrCanceledReport"));
+    assert!(sent.body.contains("req-cancel-1"));
+    assert!(!sent.body.contains("rr-created-1"));
+    ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
+        .unwrap();
+    for _ in 0..120 {
+        now += SignedDuration::from_secs(1);
+        while let Some(sent) = ven.poll_transmit(now) {
+            assert!(!sent.body.contains("oadrUpdateReport"));
+            ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
+                .unwrap();
+        }
+    }
 }

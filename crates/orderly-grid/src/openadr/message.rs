@@ -140,6 +140,12 @@ pub enum VenMessage {
     Poll {
         ven_id: String,
     },
+    /// Asks for every event the VTN holds for this VEN (after registering, so that events
+    /// distributed before a restart are known again).
+    RequestEvent {
+        request_id: String,
+        ven_id: String,
+    },
     CreatedEvent {
         ven_id: String,
         responses: Vec<EventResponse>,
@@ -167,7 +173,7 @@ impl VenMessage {
                 Service::EiRegisterParty
             }
             VenMessage::Poll { .. } => Service::OadrPoll,
-            VenMessage::CreatedEvent { .. } => Service::EiEvent,
+            VenMessage::CreatedEvent { .. } | VenMessage::RequestEvent { .. } => Service::EiEvent,
             VenMessage::RegisterReport { .. }
             | VenMessage::RegisteredReport { .. }
             | VenMessage::CreatedReport { .. }
@@ -188,6 +194,7 @@ impl VenMessage {
             VenMessage::CanceledReport { .. } => "oadrCanceledReport",
             VenMessage::Poll { .. } => "oadrPoll",
             VenMessage::CreatedEvent { .. } => "oadrCreatedEvent",
+            VenMessage::RequestEvent { .. } => "oadrRequestEvent",
             VenMessage::UpdateReport { .. } => "oadrUpdateReport",
             VenMessage::Response { .. } => "oadrResponse",
         }
@@ -209,6 +216,7 @@ impl VenMessage {
             "oadrCanceledReport" => "oadr:oadrCanceledReport",
             "oadrPoll" => "oadr:oadrPoll",
             "oadrCreatedEvent" => "oadr:oadrCreatedEvent",
+            "oadrRequestEvent" => "oadr:oadrRequestEvent",
             "oadrUpdateReport" => "oadr:oadrUpdateReport",
             _ => "oadr:oadrResponse",
         };
@@ -312,6 +320,12 @@ impl VenMessage {
             }
             VenMessage::Poll { ven_id } => {
                 w.leaf("ei:venID", ven_id);
+            }
+            VenMessage::RequestEvent { request_id, ven_id } => {
+                w.start("eiRequestEvent").attr("xmlns", NS_PYLD);
+                w.leaf("requestID", request_id);
+                w.leaf("ei:venID", ven_id);
+                w.end();
             }
             VenMessage::CreatedEvent { ven_id, responses } => {
                 w.start("eiCreatedEvent").attr("xmlns", NS_PYLD);

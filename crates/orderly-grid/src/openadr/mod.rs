@@ -10,7 +10,8 @@
 //!
 //! Sequence: oadrQueryRegistration → oadrCreatePartyRegistration → oadrRegisterReport
 //! (METADATA_TELEMETRY_USAGE: the charging load, kW) → oadrCreatedReport for what the VTN
-//! requested → oadrPoll every `oadrRequestedOadrPollFreq`; oadrDistributeEvent → oadrCreatedEvent
+//! requested → oadrRequestEvent (the events the VTN already holds, e.g. after a restart) →
+//! oadrPoll every `oadrRequestedOadrPollFreq`; oadrDistributeEvent → oadrCreatedEvent
 //! (per new or modified event); report requests → oadrUpdateReport on their schedule.
 //! One request is in flight at a time. Messages are unsigned (no XML signature, no TLS client
 //! certificate here: the transport is the driver's business).
@@ -280,6 +281,9 @@ impl Ven {
             return None;
         }
         self.retry_at = None;
+        if self.phase == Phase::Ready {
+            self.sample(now);
+        }
         let message = if let Some(message) = self.queue.pop_front() {
             message
         } else {
@@ -300,7 +304,6 @@ impl Ven {
                     created: now,
                 },
                 Phase::Ready => {
-                    self.sample(now);
                     if let Some(report) = self.due_report(now) {
                         report
                     } else if self.next_poll <= now {
@@ -473,8 +476,21 @@ impl Ven {
                 if !requests.is_empty() {
                     self.accept_report_requests(requests, Some(request_id), now);
                 }
+                let request_id = self.request_id();
+                self.queue.push_back(VenMessage::RequestEvent {
+                    request_id,
+                    ven_id: self.ven_id_or_empty(),
+                });
             }
             (VenMessage::Poll { .. }, message) => self.handle_poll_answer(message, now),
+            (
+                VenMessage::RequestEvent { .. },
+                VtnMessage::DistributeEvent {
+                    request_id,
+                    vtn_id,
+                    events,
+                },
+            ) => self.distribute(request_id, vtn_id, events, now),
             (_, VtnMessage::UpdatedReport { response, cancel }) => {
                 if !response.is_ok() {
                     self.warn_refused(sent.name(), &response);
@@ -571,9 +587,16 @@ impl Ven {
                 request_id: request.report_request_id,
                 granularity,
                 back,
-                next_sample: now,
-                // The first report goes one reporting period after the request (a one-shot
-                // report goes at once, with one reading).
+                // Readings at request + k·granularity; a report every `back` carries those
+                // taken since the last one (the reading due at the same instant is taken
+                // first). With granularity = back, as openleadr asks, each report carries the
+                // load at the time it is sent. A one-shot request is answered at once with the
+                // load then.
+                next_sample: if back.is_zero() {
+                    now
+                } else {
+                    now.checked_add(granularity).unwrap_or(Timestamp::MAX)
+                },
                 next_send: now.checked_add(back).unwrap_or(Timestamp::MAX),
                 samples: Vec::new(),
             });
