@@ -2,10 +2,12 @@
 # Grid-command benchmark: "grid command → new limits accepted by every charger" (issue 4 target:
 # ≤ 2 s p99 at 1,000 chargers; figure reported at 10,000).
 #
-# For each N in SIZES: a fresh `orderly serve` (release build, fresh SQLite) with a config file
-# holding one community of N chargers, then `orderly-gridbench`: N virtual OCPP 1.6J charge points
-# (orderly_loadgen::virtual_cp), each with a car plugged in that wants more than the charger gives;
-# once every charger has accepted its first TxProfile and profile traffic is quiet (SETTLE s), it
+# For each N in SIZES: a fresh `orderly serve` (release build, fresh SQLite) with the config file
+# `orderly-gridbench --write-config` writes (one community `bench` of N chargers, see
+# crates/orderly-loadgen/src/gridbench.rs), then `orderly-gridbench`: N virtual OCPP 1.6J charge
+# points (orderly_loadgen::virtual_cp), each with a car plugged in; once every charger is ready
+# (SCENARIO=tx-profile: has accepted a TxProfile; fallback: holds its fallback profiles only)
+# and profile traffic is quiet (SETTLE s), it
 # POSTs /api/v1/communities/bench/grid-commands limiting the community to FRACTION of its current
 # draw, and measures per charger the time from just before the POST until the charger had
 # answered Accepted to the first SetChargingProfile that lowers its composite limit. Prints a
@@ -14,7 +16,7 @@
 #   bash bench/control/run.sh                 # SIZES="1000 10000"
 #   SIZES=1000 bash bench/control/run.sh
 #
-# Knobs (environment): SIZES, RATE (charger connections/s, 500), FRACTION (0.5), SETTLE (3 s),
+# Knobs (environment): SIZES, SCENARIO (tx-profile | fallback), RATE (charger connections/s, 500), FRACTION (0.5), SETTLE (3 s),
 # READY_TIMEOUT (600 s), MEASURE_TIMEOUT (60 s), METER_INTERVAL (60 s), THREADS (1 generator
 # worker), REPLAN (replan_interval_secs, 60), VALIDITY (profile_validity_secs, 300), OUT, NICE.
 #
@@ -25,6 +27,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SIZES=${SIZES:-"1000 10000"}
+SCENARIO=${SCENARIO:-tx-profile}
 RATE=${RATE:-500}
 FRACTION=${FRACTION:-0.5}
 SETTLE=${SETTLE:-3}
@@ -74,50 +77,19 @@ wait_port() {
   return 1
 }
 
-# write_config N FILE: one community "bench" of N 1-phase 220 V 32 A chargers (7.04 kW each),
-# sized so every car can charge at full power (the command, not the transformer, binds), a flat
-# tariff and default wishes of 60 kWh in 8 h (more than 7.04 kW gives), so every car draws its
-# charger's maximum until the command.
-write_config() {
-  python3 - "$1" "$2" "$REPLAN" "$VALIDITY" <<'PY'
-import sys
-n, path, replan, validity = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-base = 0.2 * n
-rating = (n * 7.04 * 1.1 + base) / 0.9
-with open(path, "w") as f:
-    f.write(f"""clock_speed = 1.0
-[control]
-replan_interval_secs = {replan}
-profile_validity_secs = {validity}
-
-[[communities]]
-id = "bench"
-rating_kva = {rating:.1f}
-power_factor = 0.9
-base_load_kw = {base:.1f}
-tariff_cny_per_kwh = [{", ".join(["0.5"] * 24)}]
-default_stay_hours = 8.0
-default_energy_kwh = 60.0
-chargers = [
-""")
-    for i in range(1, n + 1):
-        f.write(f'  {{ id = "GB{i:05d}", phases = 1, voltage_v = 220.0, max_current_a = 32.0 }},\n')
-    f.write("]\n")
-PY
-}
-
 run_one() {
   local n=$1 dir=$OUT/n-$1 json=$OUT/gridbench-$1.json
   rm -rf "$dir"
   mkdir -p "$dir/data"
-  write_config "$n" "$dir/orderly.toml"
+  "$GRIDBENCH" --write-config "$dir/orderly.toml" -n "$n" --scenario "$SCENARIO" \
+    --replan-interval "$REPLAN" --profile-validity "$VALIDITY"
   ORDERLY_ADMIN_TOKEN=$TOKEN nice -n "$NICE" "$ORDERLY" serve --config "$dir/orderly.toml" \
     --listen 127.0.0.1:0 --data-dir "$dir/data" >"$dir/server.log" 2>"$dir/server.log.stderr" &
   SERVER_PID=$!
   PORT=$(wait_port "$dir/server.log")
   echo "== N=$n (server pid $SERVER_PID, port $PORT)" >&2
   local cmd=(nice -n "$NICE" "$GRIDBENCH" --server "127.0.0.1:$PORT" --token "$TOKEN" --community bench
-    -n "$n" --no-register --rate "$RATE" --fraction "$FRACTION" --settle "$SETTLE"
+    -n "$n" --no-register --scenario "$SCENARIO" --rate "$RATE" --fraction "$FRACTION" --settle "$SETTLE"
     --ready-timeout "$READY_TIMEOUT" --measure-timeout "$MEASURE_TIMEOUT"
     --meter-interval "$METER_INTERVAL" --threads "$THREADS")
   echo "${cmd[*]}" >"$json.cmd"
@@ -133,21 +105,22 @@ done
 
 {
   echo "Machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC'); load average before: $LOADAVG_START"
-  echo "Server and generator share these cores. Command: limit to ${FRACTION} × the community's draw."
+  echo "Server and generator share these cores. Scenario ${SCENARIO}; command: limit to ${FRACTION} × the community's draw."
   echo
   python3 - "$OUT" "$SIZES" <<'PY'
 import json, os, sys
 out, sizes = sys.argv[1], sys.argv[2].split()
-print("| N | with TxProfile | draw before kW | limit kW | POST ms | p50 ms | p90 ms | p99 ms | max ms | missing | ready s |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| N | with TxProfile | draw before kW | limit kW | POST ms | p50 ms | p90 ms | p99 ms | max ms | missing | Σ limits ≤ command, ms | ready s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n in sizes:
     p = os.path.join(out, f"gridbench-{n}.json")
     if not os.path.exists(p) or os.path.getsize(p) == 0:
-        print(f"| {int(n):,} | (failed: see {p}.log) |||||||||")
+        print(f"| {int(n):,} | (failed: see {p}.log) ||||||||||")
         continue
     r = json.load(open(p)); l = r["latency_ms"]
     print(f"| {r['n']:,} | {r['with_tx_profile']:,} | {r['aggregate_kw_before']:,.1f} | {r['command_kw']:,.1f} | "
-          f"{r['post_ms']:.1f} | {l['p50']:.1f} | {l['p90']:.1f} | {l['p99']:.1f} | {l['max']:.1f} | {r['missing']} | {r['ready_secs']:.1f} |")
+          f"{r['post_ms']:.1f} | {l['p50']:.1f} | {l['p90']:.1f} | {l['p99']:.1f} | {l['max']:.1f} | {r['missing']} | "
+          f"{'–' if r['limits_within_command_ms'] is None else format(r['limits_within_command_ms'], '.1f')} | {r['ready_secs']:.1f} |")
 PY
   echo
   echo "Reports: $OUT"

@@ -28,6 +28,79 @@ use crate::virtual_cp::{
     CarVisit, SharedClock, VcpEvent, VirtualChargerConfig, run_virtual_charger,
 };
 
+/// Which limits the chargers hold when the command comes, and so which profile has to lower.
+///
+/// The controller sends a charger a TxProfile only when its plan differs from the fallback
+/// (TxDefaultProfile) the charger already holds; with room for every car at full power there is
+/// none, and the command's lower limit arrives as the command's TxDefaultProfile (stack level 1).
+/// When the plan holds cars below their fallback (charging deferred to cheaper hours), each
+/// charger holds a TxProfile, which overrides any TxDefaultProfile, so the command is obeyed only
+/// once a new, lower TxProfile is accepted: a re-plan of the whole community first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Dear current and next hour (UTC), cheap after; every car wants more than the cheap
+    /// hours of its 10-hour stay give, so it charges now at a partial rate under a TxProfile.
+    /// Ready = every charger has accepted a TxProfile.
+    TxProfile,
+    /// Flat tariff, room for all: every car at full power under its fallback.
+    /// Ready = every charger's transaction runs and it has accepted its profiles.
+    Fallback,
+}
+
+/// The `orderly.toml` of the benchmark's community `bench` (N chargers of 1 phase, 220 V, 32 A:
+/// 7.04 kW each, transformer sized for all of them at full power, time zone UTC).
+pub fn server_config(
+    chargers: usize,
+    id_pattern: &str,
+    first_id: u64,
+    scenario: Scenario,
+    replan_interval_secs: u64,
+    profile_validity_secs: u64,
+    now: Timestamp,
+) -> Result<String, GridBenchError> {
+    let pattern =
+        IdPattern::parse(id_pattern).map_err(|e| GridBenchError::Settings(e.to_string()))?;
+    let n = chargers as f64;
+    let base = 0.05 * n;
+    let rating = (n * 7.04 * 1.1 + base) / 0.9;
+    let (tariff, energy): (Vec<f64>, f64) = match scenario {
+        Scenario::Fallback => (vec![0.5; 24], 10.0),
+        Scenario::TxProfile => {
+            let hour = (now.as_second().rem_euclid(86_400) / 3600) as usize;
+            let tariff = (0..24)
+                .map(|h| {
+                    if h == hour || h == (hour + 1) % 24 {
+                        2.0
+                    } else {
+                        0.3
+                    }
+                })
+                .collect();
+            // The cheap hours of a 10 h stay give 56.3 to 63.4 kWh at 7.04 kW: 68 kWh needs
+            // 4.6 to 5.8 kW in the dear hours, i.e. now, below the 7.04 kW fallback.
+            (tariff, 68.0)
+        }
+    };
+    let tariff: Vec<String> = tariff.iter().map(|p| format!("{p:.1}")).collect();
+    let mut c = format!(
+        "clock_speed = 1.0\n\n[control]\nreplan_interval_secs = {replan_interval_secs}\n\
+         profile_validity_secs = {profile_validity_secs}\n\n[[communities]]\nid = \"bench\"\n\
+         timezone = \"UTC\"\nrating_kva = {rating:.1}\npower_factor = 0.9\nbase_load_kw = {base:.2}\n\
+         tariff_cny_per_kwh = [{}]\ndefault_stay_hours = 10.0\ndefault_energy_kwh = {energy:.1}\n\
+         chargers = [\n",
+        tariff.join(", ")
+    );
+    for i in 0..chargers {
+        c.push_str(&format!(
+            "  {{ id = \"{}\", phases = 1, voltage_v = 220.0, max_current_a = 32.0 }},\n",
+            pattern.format(first_id + i as u64)
+        ));
+    }
+    c.push_str("]\n");
+    Ok(c)
+}
+
 /// What the operator asks for.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -64,6 +137,8 @@ pub struct Settings {
     /// The command's limit as a fraction of the community's current draw.
     pub fraction: f64,
     pub command_minutes: u32,
+    /// What "ready for the command" means (see [`Scenario`]).
+    pub scenario: Scenario,
 }
 
 impl Settings {
@@ -96,6 +171,7 @@ impl Settings {
             measure_timeout: Duration::from_secs(60),
             fraction: 0.5,
             command_minutes: 60,
+            scenario: Scenario::TxProfile,
         }
     }
 }
@@ -154,6 +230,7 @@ pub struct Report {
     pub n: usize,
     /// Chargers whose transaction started (StartTransaction answered).
     pub plugged: usize,
+    pub scenario: Scenario,
     /// Chargers that accepted a TxProfile before the command.
     pub with_tx_profile: usize,
     /// Seconds from the first connection until every charger had its first TxProfile.
@@ -168,10 +245,16 @@ pub struct Report {
     pub latency_ms: Latency,
     /// Chargers with no lowered limit accepted within the measuring window.
     pub missing: usize,
+    /// Just-before-POST → the sum of the limits the chargers hold (their composite limits) is at
+    /// or below the command's kW for the first time; `None` if not within the window. A charger's
+    /// first lowered profile need not be its last, so this can come after `latency_ms.max`.
+    pub limits_within_command_ms: Option<f64>,
     /// Community draw once the measuring window closed.
     pub aggregate_kw_after: f64,
     pub profiles_after_post: u64,
     pub profiles_rejected: u64,
+    /// SetChargingProfile answered before the command, by purpose (diagnostics).
+    pub profiles_before_post: std::collections::BTreeMap<String, u64>,
     pub disconnects: u64,
 }
 
@@ -190,8 +273,13 @@ struct Collector {
     chargers: HashMap<String, Charger>,
     last_profile: Instant,
     posted_at: Option<Instant>,
+    /// Sum of the chargers' composite limits (kW).
+    limits_kw: f64,
+    command_kw: f64,
+    within_command: Option<Duration>,
     profiles_after_post: u64,
     profiles_rejected: u64,
+    profiles_before_post: std::collections::BTreeMap<String, u64>,
 }
 
 impl Collector {
@@ -224,7 +312,14 @@ impl Collector {
                     c.tx_profile = true;
                 }
                 if accepted {
+                    self.limits_kw += composite_kw - c.composite_kw.unwrap_or(0.0);
                     c.composite_kw = Some(composite_kw);
+                }
+                if self.posted_at.is_none_or(|t0| received < t0) {
+                    *self
+                        .profiles_before_post
+                        .entry(purpose.clone())
+                        .or_default() += 1;
                 }
                 if let Some(t0) = self.posted_at
                     && received >= t0
@@ -233,6 +328,9 @@ impl Collector {
                     let lowered = c.before_kw.is_some_and(|b| composite_kw < b - 1e-6);
                     if accepted && lowered && c.latency.is_none() {
                         c.latency = Some(answered.saturating_duration_since(t0));
+                    }
+                    if self.within_command.is_none() && self.limits_kw <= self.command_kw + 1e-6 {
+                        self.within_command = Some(answered.saturating_duration_since(t0));
                     }
                 }
             }
@@ -388,6 +486,10 @@ pub async fn run(settings: Settings) -> Result<Report, GridBenchError> {
         posted_at: None,
         profiles_after_post: 0,
         profiles_rejected: 0,
+        profiles_before_post: Default::default(),
+        limits_kw: 0.0,
+        command_kw: 0.0,
+        within_command: None,
     };
     let n = settings.chargers;
 
@@ -397,7 +499,11 @@ pub async fn run(settings: Settings) -> Result<Report, GridBenchError> {
     let mut ready_at = None;
     loop {
         let now = Instant::now();
-        if ready_at.is_none() && col.count(|c| c.tx_profile) >= n {
+        let ready = match settings.scenario {
+            Scenario::TxProfile => col.count(|c| c.tx_profile),
+            Scenario::Fallback => col.count(|c| c.plugged && c.composite_kw.is_some()),
+        };
+        if ready_at.is_none() && ready >= n {
             ready_at = Some(now);
         }
         if ready_at.is_some() && now.saturating_duration_since(col.last_profile) >= settings.settle
@@ -405,10 +511,7 @@ pub async fn run(settings: Settings) -> Result<Report, GridBenchError> {
             break;
         }
         if now >= ready_deadline + settings.settle {
-            eprintln!(
-                "gridbench: ready timeout; going on with {} of {n} chargers holding a TxProfile",
-                col.count(|c| c.tx_profile)
-            );
+            eprintln!("gridbench: ready timeout; going on with {ready} of {n} chargers ready");
             break;
         }
         if now.duration_since(last_progress) >= Duration::from_secs(5) {
@@ -442,6 +545,7 @@ pub async fn run(settings: Settings) -> Result<Report, GridBenchError> {
     eprintln!("gridbench: posting a {command_kw} kW limit (draw {aggregate_kw_before:.1} kW)");
     let t0 = Instant::now();
     col.posted_at = Some(t0);
+    col.command_kw = command_kw;
     let r = api(
         &settings,
         "post grid command",
@@ -461,9 +565,12 @@ pub async fn run(settings: Settings) -> Result<Report, GridBenchError> {
     let command_id = r.body.get("id").cloned();
 
     // Phase 3: wait for every charger's lowered limit.
-    let expected = col.count(|c| c.tx_profile);
+    let with_tx_profile = col.count(|c| c.tx_profile);
+    let expected = col.count(|c| c.before_kw.is_some());
     let deadline = t0 + settings.measure_timeout;
-    while col.count(|c| c.latency.is_some()) < expected && Instant::now() < deadline {
+    while (col.count(|c| c.latency.is_some()) < expected || col.within_command.is_none())
+        && Instant::now() < deadline
+    {
         match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
             Ok(Some(e)) => col.on(e),
             Ok(None) => break,
@@ -494,18 +601,21 @@ pub async fn run(settings: Settings) -> Result<Report, GridBenchError> {
     }
     Ok(Report {
         n,
+        scenario: settings.scenario,
         plugged: col.count(|c| c.plugged),
-        with_tx_profile: expected,
+        with_tx_profile,
         ready_secs,
         aggregate_kw_before,
         command_kw,
         command_id,
         post_ms,
         missing: n - latencies.len(),
+        limits_within_command_ms: col.within_command.map(|d| d.as_secs_f64() * 1000.0),
         latency_ms: Latency::of(latencies),
         aggregate_kw_after: col.aggregate_kw(),
         profiles_after_post: col.profiles_after_post,
         profiles_rejected: col.profiles_rejected,
+        profiles_before_post: col.profiles_before_post,
         disconnects,
     })
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use orderly_loadgen::gridbench::{Settings, run};
+use orderly_loadgen::gridbench::{Scenario, Settings, run, server_config};
 use orderly_loadgen::sys;
 
 /// Connects N virtual OCPP 1.6J charge points (each with a car plugged in) to a running
@@ -21,8 +21,22 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:8180")]
     server: SocketAddr,
     /// API bearer token.
-    #[arg(long, env = "ORDERLY_ADMIN_TOKEN")]
+    #[arg(long, env = "ORDERLY_ADMIN_TOKEN", default_value = "")]
     token: String,
+    /// Write the server's orderly.toml for this benchmark (community `bench`, N chargers) to
+    /// FILE and exit.
+    #[arg(long, value_name = "FILE")]
+    write_config: Option<std::path::PathBuf>,
+    /// What the chargers hold when the command comes (tx-profile: a TxProfile below the
+    /// fallback, so the command needs new TxProfiles; fallback: only the fallback profiles).
+    #[arg(long, value_enum, default_value = "tx-profile")]
+    scenario: Scenario,
+    /// `[control] replan_interval_secs` written by --write-config.
+    #[arg(long, default_value_t = 60)]
+    replan_interval: u64,
+    /// `[control] profile_validity_secs` written by --write-config.
+    #[arg(long, default_value_t = 300)]
+    profile_validity: u64,
     /// Community id the chargers belong to (from the server's config file).
     #[arg(long, default_value = "bench")]
     community: String,
@@ -73,6 +87,23 @@ struct Cli {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(path) = &cli.write_config {
+        let text = server_config(
+            cli.chargers,
+            &cli.id_pattern,
+            cli.first_id,
+            cli.scenario,
+            cli.replan_interval,
+            cli.profile_validity,
+            jiff::Timestamp::now(),
+        )?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(());
+    }
+    anyhow::ensure!(
+        !cli.token.is_empty(),
+        "--token (or ORDERLY_ADMIN_TOKEN) is required"
+    );
     let mut s = Settings::new(
         format!("ws://{}/ocpp/", cli.server),
         cli.server,
@@ -97,6 +128,7 @@ fn main() -> Result<()> {
     s.measure_timeout =
         Duration::try_from_secs_f64(cli.measure_timeout).context("--measure-timeout")?;
     s.fraction = cli.fraction;
+    s.scenario = cli.scenario;
     anyhow::ensure!(
         cli.server.ip().is_loopback(),
         "--server must be a loopback address"
