@@ -58,6 +58,9 @@ class Vtn:
         self.readings: list[tuple[datetime, float]] = []
         self.reading = asyncio.Event()
         self.opts: dict[str, asyncio.Future] = {}
+        # Every message openleadr accepted (XSD-valid and parsed), in order.
+        self.handled: list[tuple[str, dict]] = []
+        self.handled_changed = asyncio.Event()
         self.server = OpenADRServer(
             vtn_id=VTN_ID,
             http_host="127.0.0.1",
@@ -92,6 +95,29 @@ class Vtn:
         self.readings.extend(data)
         self.reading.set()
 
+    async def before_handle(self, message_type: str, payload: dict) -> None:
+        self.handled.append((message_type, payload))
+        self.handled_changed.set()
+
+    async def wait_handled(self, predicate, what: str, server, since: int = 0) -> tuple[str, dict]:
+        """The first message from index `since` on that satisfies `predicate(type, payload)`."""
+        deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT
+        seen = since
+        while True:
+            for message in self.handled[seen:]:
+                if predicate(*message):
+                    return message
+            seen = len(self.handled)
+            self.handled_changed.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"VTN got no {what}; got {[m[0] for m in self.handled]}\n"
+                                     f"{server.log_tail()}")
+            try:
+                await asyncio.wait_for(self.handled_changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
     def add_event(self, event_id: str, signal_name: str, signal_type: str, intervals: list[dict]) -> asyncio.Future:
         opt: asyncio.Future = asyncio.get_running_loop().create_future()
         self.opts[event_id] = opt
@@ -103,10 +129,14 @@ class Vtn:
 
 @pytest.fixture
 async def vtn():
+    from openleadr import hooks
+
     v = Vtn(free_port())
+    hooks.register("before_handle", v.before_handle)
     await v.server.run_async()
     yield v
     await v.server.stop()
+    hooks.HOOKS["before_handle"].remove(v.before_handle)
 
 
 def config_toml(vtn_url: str) -> str:
@@ -303,9 +333,6 @@ class ScriptedVtn(Vtn):
         self.created_event = asyncio.Event()
         self.server.add_handler("on_poll", self.on_poll)
         self.server.add_handler("on_created_event", self.on_created_event)
-        # Every message openleadr accepted (XSD-valid and parsed), in order.
-        self.handled: list[tuple[str, dict]] = []
-        self.handled_changed = asyncio.Event()
 
     async def on_poll(self, ven_id: str):
         try:
@@ -316,29 +343,6 @@ class ScriptedVtn(Vtn):
     async def on_created_event(self, ven_id: str, event_id: str, opt_type: str) -> None:
         self.created_events.append((ven_id, event_id, opt_type))
         self.created_event.set()
-
-    async def before_handle(self, message_type: str, payload: dict) -> None:
-        self.handled.append((message_type, payload))
-        self.handled_changed.set()
-
-    async def wait_handled(self, predicate, what: str, server) -> tuple[str, dict]:
-        deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT
-        seen = 0
-        while True:
-            for message in self.handled[seen:]:
-                if predicate(*message):
-                    return message
-            seen = len(self.handled)
-            self.handled_changed.clear()
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise AssertionError(f"VTN got no {what}; got {[m[0] for m in self.handled]}\n"
-                                     f"{server.log_tail()}")
-            try:
-                await asyncio.wait_for(self.handled_changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-
 
 @pytest.fixture
 async def scripted_vtn():
@@ -435,5 +439,40 @@ async def test_ven_follows_report_requests_reregistration_and_event_units(server
         await wait_for(vtn.offered, "oadrRegisterReport after re-registration", server)
         # The event's commands stand (the VTN did not cancel it).
         assert all(c["status"] == "scheduled" for c in await openadr_commands(api, "evt-watts"))
+    finally:
+        await api.aclose()
+
+
+async def test_ven_relearns_events_after_a_server_restart(server_factory, vtn):
+    server = server_factory(
+        before_start=lambda srv: (srv.data_dir / "orderly.toml").write_text(config_toml(vtn.url))
+    )
+    api = Api(server)
+    try:
+        await wait_for(vtn.registered, "oadrCreatePartyRegistration", server)
+        start = (datetime.now(timezone.utc) + timedelta(minutes=10)).replace(microsecond=0)
+        opt = vtn.add_event("evt-restart", "LOAD_DISPATCH", "setpoint",
+                            [{"dtstart": start, "duration": timedelta(minutes=30), "signal_payload": 30.0}])
+        assert await asyncio.wait_for(opt, EVENT_TIMEOUT) == "optIn"
+        before = await poll_commands(api, "evt-restart", lambda cs: len(cs) == 1, "command before restart")
+    finally:
+        await api.aclose()
+
+    # Restart on the same storage. openleadr only distributes an event again when it changes,
+    # so the VEN learns it back through oadrRequestEvent after registering, answers it, and the
+    # stored command is the same record (keyed by the event), not a second one.
+    mark = len(vtn.handled)
+    vtn.registered.clear()
+    server.restart()
+    api = Api(server)
+    try:
+        await wait_for(vtn.registered, "oadrCreatePartyRegistration after the restart", server)
+        await vtn.wait_handled(lambda t, p: t == "oadrRequestEvent", "oadrRequestEvent after the restart",
+                               server, since=mark)
+        _, created = await vtn.wait_handled(lambda t, p: t == "oadrCreatedEvent",
+                                            "oadrCreatedEvent after the restart", server, since=mark)
+        assert [(r["event_id"], r["opt_type"]) for r in created["event_responses"]] == [("evt-restart", "optIn")]
+        after = await openadr_commands(api, "evt-restart")
+        assert [(c["id"], c["kw"], c["status"]) for c in after] == [(before[0]["id"], 30.0, "scheduled")]
     finally:
         await api.aclose()

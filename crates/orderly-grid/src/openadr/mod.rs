@@ -163,6 +163,9 @@ pub struct Ven {
     events: BTreeMap<String, KnownEvent>,
     outputs: VecDeque<VenOutput>,
     charging_kw: f64,
+    /// requestIDs are `{ven_name}-{first now in ms}-{seq}`: unique across restarts without a
+    /// random source.
+    id_base: Option<String>,
     seq: u64,
 }
 
@@ -183,6 +186,7 @@ impl Ven {
             events: BTreeMap::new(),
             outputs: VecDeque::new(),
             charging_kw: 0.0,
+            id_base: None,
             seq: 0,
         }
     }
@@ -216,7 +220,8 @@ impl Ven {
 
     fn request_id(&mut self) -> String {
         self.seq += 1;
-        format!("{}-{}", self.config.ven_name, self.seq)
+        let base = self.id_base.as_deref().unwrap_or(&self.config.ven_name);
+        format!("{base}-{}", self.seq)
     }
 
     fn offer(&self) -> TelemetryOffer {
@@ -281,6 +286,9 @@ impl Ven {
             return None;
         }
         self.retry_at = None;
+        if self.id_base.is_none() {
+            self.id_base = Some(format!("{}-{}", self.config.ven_name, now.as_millisecond()));
+        }
         if self.phase == Phase::Ready {
             self.sample(now);
         }
