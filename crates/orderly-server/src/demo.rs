@@ -90,6 +90,10 @@ pub struct DemoArgs {
     /// Number of consecutive days to replay.
     #[arg(long, default_value_t = 7)]
     pub days: u32,
+    /// Every car's maximum charging rate in kW (at most the charger's 7.04) [default: its
+    /// household's measured charging power in the data, at most 7.04].
+    #[arg(long, value_name = "KW")]
+    pub car_kw: Option<f64>,
     /// Protocol seconds between a charger's MeterValues.
     #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
     pub meter_interval: f64,
@@ -143,6 +147,11 @@ impl DemoArgs {
         }
         if !(1..=366).contains(&self.days) {
             return bad("days", "between 1 and 366", &self.days);
+        }
+        if let Some(kw) = self.car_kw
+            && !(kw.is_finite() && kw > 0.0)
+        {
+            return bad("car-kw", "a positive number of kW", &kw);
         }
         if !(self.meter_interval.is_finite() && self.meter_interval >= 1.0) {
             return bad("meter-interval", "at least 1 second", &self.meter_interval);
@@ -228,6 +237,7 @@ pub async fn run(
         days: args.days,
         demo_day,
         tz: tz.clone(),
+        car_kw: args.car_kw,
     };
     let replay = tokio::task::spawn_blocking(move || replay::read(&spec, &sessions, &users))
         .await
@@ -559,7 +569,7 @@ fn on_event(
         } => {
             let wish = by_arrival.get(&(charger.clone(), visit.arrival.as_second()));
             let emergency = wish.is_some_and(|w| w.emergency);
-            tracing::debug!(%charger, transaction_id, emergency, max_kw = visit.max_kw, energy_kwh = visit.energy_kwh, departure = %visit.departure, "car plugged in");
+            tracing::debug!(%charger, transaction_id, emergency, max_kw = visit.max_kw, energy_kwh = visit.energy_kwh, arrival = %visit.arrival, departure = %visit.departure, "car plugged in");
             tracker.plugged(&charger, emergency, now);
             if let Some(api) = api {
                 // The resident states departure and energy as the car plugs in; asynchronous so

@@ -12,7 +12,7 @@
 //!   (free = its previous car left at least [`TURNAROUND`] earlier), and a session that finds
 //!   every charger busy is not replayed (counted in `not_placed`).
 //! - A car's rate is its household's measured charging power capped at the charger's 7.04 kW
-//!   (7.04 kW where the data says `NA`); the energy it wants is the recorded energy capped at
+//!   (7.04 kW where the data says `NA`; `--car-kw` sets one rate for every car); the energy it wants is the recorded energy capped at
 //!   what that rate delivers in its stay. Sessions under [`MIN_ENERGY_KWH`] or
 //!   [`MIN_STAY_MINUTES`] are skipped (nothing to plan).
 //! - Emergencies: on each demo day the `max(1, N / 20)` cars with the least laxity (stay minus
@@ -87,6 +87,9 @@ pub struct ReplaySpec {
     /// The demo's day 0 (its charging day starts at noon local).
     pub demo_day: Date,
     pub tz: TimeZone,
+    /// Every car's maximum rate (kW, at most the charger's) instead of its household's measured
+    /// charging power.
+    pub car_kw: Option<f64>,
 }
 
 /// The demo's time zone: China has kept UTC+8 without daylight saving since 1991, so a fixed
@@ -136,9 +139,9 @@ pub fn build(spec: &ReplaySpec, rows: &[SessionRow], users: &HashMap<String, Use
             skipped += 1;
             continue;
         }
-        let max_kw = users
-            .get(&row.user_id)
-            .and_then(|u| u.charging_power_kw)
+        let max_kw = spec
+            .car_kw
+            .or_else(|| users.get(&row.user_id).and_then(|u| u.charging_power_kw))
             .unwrap_or(CHARGER_KW)
             .min(CHARGER_KW);
         let energy_kwh = recorded.min(max_kw * stay.as_secs_f64() / 3600.0);
@@ -357,6 +360,7 @@ mod tests {
             days: 1,
             demo_day: "2026-11-26".parse().unwrap(),
             tz: shanghai(),
+            car_kw: None,
         }
     }
 

@@ -371,6 +371,7 @@ mod tests {
                 days: 1,
                 demo_day: "2026-11-26".parse().unwrap(),
                 tz: shanghai(),
+                car_kw: None,
             },
             &[],
             &HashMap::new(),
