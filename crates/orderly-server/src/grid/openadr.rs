@@ -159,20 +159,11 @@ pub fn source_key(event_id: &str, n: usize) -> String {
 }
 
 /// The community's capacity (kW) the relative signals scale by: rating × power factor.
-async fn capacity_kw(state: &AppState, community: &str) -> f64 {
+async fn capacity_kw(state: &AppState, community: &str) -> Result<f64, String> {
     match state.store().get_community(community).await {
-        Ok(Some(c)) => c.rating_kva * c.power_factor,
-        Ok(None) => {
-            tracing::warn!(
-                community,
-                "openadr: community not found; relative signals scale by 0 kW"
-            );
-            0.0
-        }
-        Err(err) => {
-            tracing::warn!(community, %err, "openadr: reading the community failed");
-            0.0
-        }
+        Ok(Some(c)) => Ok(c.rating_kva * c.power_factor),
+        Ok(None) => Err("community not found".into()),
+        Err(err) => Err(format!("reading the community failed: {err}")),
     }
 }
 
@@ -292,8 +283,9 @@ pub async fn run(config: OpenAdrConfig, state: AppState, shutdown: impl Future<O
     tokio::pin!(shutdown);
     let base = config.vtn_url.trim_end_matches('/').to_owned();
     let timeout = Duration::from_secs(config.http_timeout_secs.max(1));
-    let capacity = capacity_kw(&state, &config.community).await;
-    let mut ven = Ven::new(config.ven_config(capacity));
+    let mut ven = Ven::new(config.ven_config(0.0));
+    // Logged once per change, not on every round.
+    let mut capacity_problem: Option<String> = None;
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let mut applier = Applier {
         community: config.community.clone(),
@@ -303,7 +295,18 @@ pub async fn run(config: OpenAdrConfig, state: AppState, shutdown: impl Future<O
     loop {
         // Both may change while the VEN runs (the community is edited, or created after the
         // VEN started): read them afresh before each round of requests.
-        ven.set_capacity_kw(capacity_kw(&state, &config.community).await);
+        match capacity_kw(&state, &config.community).await {
+            Ok(kw) => {
+                ven.set_capacity_kw(kw);
+                capacity_problem = None;
+            }
+            Err(problem) => {
+                if capacity_problem.as_ref() != Some(&problem) {
+                    tracing::warn!(community = %config.community, "openadr: {problem}; relative signals (SIMPLE, x-loadControlCapacity) use the last capacity known");
+                }
+                capacity_problem = Some(problem);
+            }
+        }
         ven.set_charging_load(measured_kw(&state, &config.community).await);
         while let Some(request) = ven.poll_transmit(Timestamp::now()) {
             let url = format!("{base}/{}", request.path);
