@@ -223,3 +223,173 @@ async fn the_visit_survives_the_server_going_away() {
         at(600)
     );
 }
+
+/// Two chargers under a 7 kW transformer (7.04 kW each), the current hour dear and the next
+/// cheap: the controller holds the cars with TxProfiles, the virtual chargers obey what they
+/// hold, so the community's draw (from the meter values the server recorded) stays within its
+/// capacity, and each car still gets what it wants by departure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_from_the_controller_are_honored() {
+    // 240×: the 2 h stay takes 30 s.
+    const SPEED: f64 = 240.0;
+    const CAPACITY_KW: f64 = 7.0;
+    let dir = TempDir::new("controlled");
+    let tariff: Vec<&str> = (0..24)
+        .map(|h| if h == 16 { "2.0" } else { "0.3" })
+        .collect();
+    let config = format!(
+        "[control]\nreplan_interval_secs = 60\nprofile_validity_secs = 300\n\n\
+         [[communities]]\nid = \"vc\"\ntimezone = \"UTC\"\n\
+         rating_kva = 8.0\npower_factor = 0.9\nbase_load_kw = 0.2\n\
+         tariff_cny_per_kwh = [{}]\ndefault_stay_hours = 2.0\ndefault_energy_kwh = 5.0\n\
+         chargers = [\n  {{ id = \"VCA\", phases = 1, voltage_v = 220.0, max_current_a = 32.0 }},\n\
+         {{ id = \"VCB\", phases = 1, voltage_v = 220.0, max_current_a = 32.0 }},\n]\n",
+        tariff.join(", ")
+    );
+    let server = Server::start(&ServerSpec {
+        data_dir: &dir.0,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        clock_start: start(),
+        speed: SPEED,
+        config: Some(config),
+    });
+    server.register("VCA", "TAGA").await;
+    server.register("VCB", "TAGB").await;
+    let clock = accelerated_clock(start(), SPEED);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (id, tag) in [("VCA", "TAGA"), ("VCB", "TAGB")] {
+        let mut config = VirtualChargerConfig::new(server.ws_url(id), id, clock.clone());
+        config.speed = SPEED;
+        config.meter_interval_secs = 300.0;
+        // The server's clock started a moment before ours: at 240× that moment is seconds of
+        // protocol time, and a profile starting "now" on the server would start in our future.
+        config.adopt_server_time = true;
+        let visit = CarVisit {
+            id_tag: tag.into(),
+            arrival: at(5),
+            departure: at(125),
+            energy_kwh: 5.0,
+            max_kw: 11.0,
+        };
+        tasks.push(tokio::spawn(run_virtual_charger(
+            config,
+            vec![visit],
+            tx.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    drop(tx);
+
+    let mut power = std::collections::BTreeMap::<String, f64>::new();
+    let mut tx_profiles = std::collections::BTreeMap::<String, u32>::new();
+    let mut delivered = std::collections::BTreeMap::<i64, f64>::new();
+    let mut max_total: f64 = 0.0;
+    while delivered.len() < 2 {
+        let e = timeout(WAIT, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("visits did not end\n{}", server.log_tail()))
+            .expect("chargers alive");
+        match e {
+            VcpEvent::Power { charger, kw } => {
+                power.insert(charger, kw);
+                max_total = max_total.max(power.values().sum());
+            }
+            VcpEvent::Profile {
+                charger,
+                purpose,
+                accepted,
+                ..
+            } => {
+                assert!(accepted, "{charger} rejected a {purpose}");
+                if purpose == "TxProfile" {
+                    *tx_profiles.entry(charger).or_default() += 1;
+                }
+            }
+            VcpEvent::Unplugged {
+                transaction_id,
+                delivered_kwh,
+                ..
+            } => {
+                delivered.insert(transaction_id, delivered_kwh);
+            }
+            VcpEvent::Plugged { .. } => {}
+        }
+    }
+    shutdown.send(true).unwrap();
+    for task in tasks {
+        timeout(WAIT, task).await.unwrap().unwrap().unwrap();
+    }
+    assert_eq!(tx_profiles.len(), 2, "{tx_profiles:?}");
+    // The community's draw, from what the server recorded: each charger's energy register
+    // (StartTransaction, MeterValues every 5 min, StopTransaction), interpolated onto 15-minute
+    // windows. Instantaneous sums are not compared: at 240× a millisecond of difference between
+    // the two chargers' clocks is a quarter of a protocol second at every period boundary.
+    let mut registers = Vec::new();
+    for (&transaction_id, &kwh) in &delivered {
+        assert!(
+            (kwh - 5.0).abs() < 1e-6,
+            "transaction {transaction_id}: {kwh} kWh"
+        );
+        let t = server
+            .api("GET", &format!("/transactions/{transaction_id}"), None)
+            .await;
+        assert_eq!(t.body["energy_wh"], 5000, "{:?}", t.body);
+        let ts = |v: &serde_json::Value| v.as_str().unwrap().parse::<Timestamp>().unwrap();
+        let mut points = vec![(
+            ts(&t.body["started_at"]),
+            t.body["meter_start_wh"].as_f64().unwrap(),
+        )];
+        let mv = server
+            .api(
+                "GET",
+                &format!("/transactions/{transaction_id}/meter-values"),
+                None,
+            )
+            .await;
+        for s in mv.body.as_array().unwrap() {
+            if s["measurand"] == "Energy.Active.Import.Register" {
+                points.push((ts(&s["timestamp"]), s["value_number"].as_f64().unwrap()));
+            }
+        }
+        points.push((
+            ts(&t.body["stopped_at"]),
+            t.body["meter_stop_wh"].as_f64().unwrap(),
+        ));
+        registers.push(points);
+    }
+    let energy_at = |points: &[(Timestamp, f64)], t: Timestamp| -> f64 {
+        let i = points.partition_point(|(p, _)| *p <= t);
+        if i == 0 {
+            return points[0].1;
+        }
+        if i == points.len() {
+            return points[i - 1].1;
+        }
+        let ((t0, e0), (t1, e1)) = (points[i - 1], points[i]);
+        let f = t.duration_since(t0).as_secs_f64() / t1.duration_since(t0).as_secs_f64();
+        e0 + f * (e1 - e0)
+    };
+    let window = SignedDuration::from_mins(15);
+    let mut t = registers.iter().map(|r| r[0].0).min().unwrap();
+    let end = registers.iter().map(|r| r.last().unwrap().0).max().unwrap();
+    let mut worst_kw: f64 = 0.0;
+    while t < end {
+        let next = t.checked_add(window).unwrap();
+        let wh: f64 = registers
+            .iter()
+            .map(|r| energy_at(r, next) - energy_at(r, t))
+            .sum();
+        worst_kw = worst_kw.max(wh / 1000.0 / 0.25);
+        t = next;
+    }
+    eprintln!(
+        "highest instantaneous sum seen {max_total:.3} kW; highest 15-min mean {worst_kw:.3} kW"
+    );
+    assert!(
+        worst_kw <= CAPACITY_KW * 1.01,
+        "15-minute mean draw {worst_kw} kW over the {CAPACITY_KW} kW capacity\n{}",
+        server.log_tail()
+    );
+}

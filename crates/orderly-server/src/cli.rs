@@ -46,6 +46,9 @@ pub enum Command {
     /// Run the server with a simulated community of virtual chargers replaying real sessions at
     /// accelerated time, and print a live summary. Ctrl-C stops it.
     Demo(crate::demo::DemoArgs),
+    /// Fill an empty database with a realistic district: 2 districts, 3 communities, parking
+    /// bays, chargers, and users of every role. Prints each user's and charger's password once.
+    Seed(crate::seed::SeedArgs),
 }
 
 /// Where the configuration and the database are; shared by every storage subcommand.

@@ -25,6 +25,7 @@ pub mod demo;
 pub mod gateway;
 pub mod grid;
 pub mod metrics;
+pub mod seed;
 pub mod state;
 
 pub use config::Config;

@@ -45,6 +45,7 @@ fn main() -> anyhow::Result<()> {
                 orderly_server::commands::charger(command, &mut out).await?
             }
             Command::IdTag(command) => orderly_server::commands::id_tag(command, &mut out).await?,
+            Command::Seed(args) => orderly_server::seed::run(args, &mut out).await?,
             Command::Demo(args) => {
                 drop(out);
                 orderly_server::demo::run(args, shutdown_signal()).await?;

@@ -3,6 +3,9 @@
 //! charge point on tokio-tungstenite and an HTTP client.
 
 mod helpers;
+// Roles, tenancy, the registry and the charger lifecycle (issue 5).
+#[path = "api/roles.rs"]
+mod roles;
 
 use axum::http::{Method, StatusCode, header};
 use helpers::{Backend, TestApp, backends, spawn_app};

@@ -79,6 +79,15 @@ pub struct VirtualChargerConfig {
     pub password: Option<String>,
     /// Source address to bind (127.0.0.x), to spread many chargers over port ranges. Addition.
     pub source_addr: Option<Ipv4Addr>,
+    /// Set the charge point's clock from BootNotification.conf `currentTime`, as OCPP 1.6 asks
+    /// a charge point to do: protocol time is then `clock() + (currentTime − clock() when the
+    /// BootNotification was sent)`, and visits are read on that clock too. Measured from the
+    /// request, the charge point errs ahead of the server by up to one round trip, never behind:
+    /// a profile the server starts "now" is in force when it arrives, instead of leaving a gap
+    /// (under the replaced profile's fallback) until the charger's clock reaches its start. At
+    /// 240× a 25 ms round trip is 6 s of protocol time. Off by default (a server whose clock
+    /// runs at another speed would shift every visit). Addition.
+    pub adopt_server_time: bool,
 }
 
 impl VirtualChargerConfig {
@@ -95,6 +104,7 @@ impl VirtualChargerConfig {
             speed: 1.0,
             password: None,
             source_addr: None,
+            adopt_server_time: false,
         }
     }
 
@@ -128,12 +138,6 @@ impl VirtualChargerConfig {
             return Err(VcpError::NotLoopback(format!("{:?}", self.source_addr)));
         }
         target_of(&self.url)
-    }
-
-    fn real(&self, protocol: Timestamp) -> Instant {
-        let secs = protocol.duration_since((self.clock)()).as_secs_f64() / self.speed;
-        let wait = Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(MAX_SLEEP);
-        Instant::now() + wait.min(MAX_SLEEP)
     }
 }
 
@@ -308,6 +312,8 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 struct Io<'a> {
     config: &'a VirtualChargerConfig,
     model: Model,
+    /// Charge point clock − shared clock (see [`VirtualChargerConfig::adopt_server_time`]).
+    offset: jiff::SignedDuration,
     events: &'a mpsc::UnboundedSender<VcpEvent>,
 }
 
@@ -323,8 +329,17 @@ struct Pending {
 }
 
 impl Io<'_> {
+    /// Protocol time as the charge point's clock shows it.
     fn now(&self) -> Timestamp {
-        (self.config.clock)()
+        let t = (self.config.clock)();
+        t.checked_add(self.offset).unwrap_or(t)
+    }
+
+    /// The real instant at which the charge point's clock shows `protocol`.
+    fn real(&self, protocol: Timestamp) -> Instant {
+        let secs = protocol.duration_since(self.now()).as_secs_f64() / self.config.speed;
+        let wait = Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(MAX_SLEEP);
+        Instant::now() + wait.min(MAX_SLEEP)
     }
 
     /// Runs the model up to now and hands its events out.
@@ -342,7 +357,7 @@ impl Io<'_> {
     }
 
     fn model_wake(&self) -> Option<Instant> {
-        self.model.next_wake().map(|t| self.config.real(t))
+        self.model.next_wake().map(|t| self.real(t))
     }
 
     /// Disconnected: lets the model run (the car keeps charging under the profiles held) for
@@ -375,6 +390,8 @@ impl Io<'_> {
         let mut heartbeat_every = Duration::from_secs(300);
         let mut next_heartbeat = Instant::now() + heartbeat_every;
         let mut next_id: u64 = 1;
+        // Shared clock when the last BootNotification went out (for adopt_server_time).
+        let mut boot_sent = (self.config.clock)();
         let end = loop {
             self.poll();
             if pending.is_none() {
@@ -392,6 +409,9 @@ impl Io<'_> {
                     let id = next_id;
                     next_id += 1;
                     let text = json!([2, id.to_string(), out.action(), payload]).to_string();
+                    if out == Out::Boot {
+                        boot_sent = (self.config.clock)();
+                    }
                     if ws.send(Message::text(text)).await.is_err() {
                         if out.must_deliver() {
                             self.model.outbox.push_front(out);
@@ -466,6 +486,15 @@ impl Io<'_> {
                                         heartbeat_every = Duration::from_secs(i);
                                     }
                                     next_heartbeat = Instant::now() + heartbeat_every;
+                                    if self.config.adopt_server_time
+                                        && let Some(server) = payload
+                                            .get("currentTime")
+                                            .and_then(Value::as_str)
+                                            .and_then(|t| t.parse::<Timestamp>().ok())
+                                    {
+                                        self.offset = server.duration_since(boot_sent);
+                                    }
+                                    let now = self.now();
                                     self.model.on_booted(now);
                                 } else {
                                     // Pending / Rejected: ask again after the interval given.
@@ -533,6 +562,7 @@ pub async fn run_virtual_charger(
     let mut io = Io {
         config: &config,
         model,
+        offset: jiff::SignedDuration::ZERO,
         events: &events,
     };
     let mut backoff = BACKOFF_MIN;

@@ -10,21 +10,25 @@
 //! `utoipa_axum::routes!`, so the route table and the OpenAPI document cannot drift apart.
 
 pub mod audit;
+pub mod auth;
 pub mod chargers;
 pub mod communities;
 pub mod dto;
 pub mod error;
 pub mod grid_commands;
 pub mod id_tags;
+pub mod lifecycle;
 pub mod operations;
+pub mod registry;
 pub mod transactions;
+pub mod users;
 pub mod wishes;
 
 use crate::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
@@ -55,6 +59,9 @@ pub const BEARER: &str = "bearer";
         (name = "id-tags", description = "Authorization identifiers"),
         (name = "transactions", description = "Charging transactions and meter values"),
         (name = "audit", description = "Operator commands as recorded"),
+        (name = "users", description = "Users, roles, scopes, login sessions"),
+        (name = "registry", description = "Districts, communities, parking bays, chargers' \
+                                           registry facts, lifecycle, transfers, change events"),
         (name = "communities", description = "Communities (transformer, base load, tariff), their chargers and plan"),
         (name = "wishes", description = "Residents' wishes: departure, energy, emergency"),
         (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
@@ -88,6 +95,27 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(transactions::get))
         .routes(routes!(transactions::meter_values))
         .routes(routes!(audit::list))
+        // Users, registry, lifecycle: handlers check the Principal (listed in auth::SELF_CHECKED).
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(users::me))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::get, users::update, users::remove))
+        .routes(routes!(registry::list_districts))
+        .routes(routes!(registry::get_district, registry::put_district))
+        .routes(routes!(registry::list_communities))
+        .routes(routes!(registry::get_community, registry::put_community))
+        .routes(routes!(registry::figures))
+        .routes(routes!(registry::community_bays, registry::create_bay))
+        .routes(routes!(registry::list_bays))
+        .routes(routes!(registry::get_bay, registry::update_bay))
+        .routes(routes!(registry::list_chargers))
+        .routes(routes!(registry::get_charger, registry::put_charger))
+        .routes(routes!(lifecycle::change))
+        .routes(routes!(lifecycle::request, lifecycle::list))
+        .routes(routes!(lifecycle::get))
+        .routes(routes!(lifecycle::decide))
+        .routes(routes!(registry::events))
         .routes(routes!(communities::list))
         .routes(routes!(
             communities::get,
@@ -104,7 +132,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let document: Arc<Value> =
         Arc::new(serde_json::to_value(&openapi).expect("the OpenAPI document serializes"));
     protected
-        .route_layer(middleware::from_fn_with_state(state, require_token))
+        .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -114,33 +142,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
 }
 
-/// Who made an API request: the name of the token used.
+/// Who made an API request, as the audit log records it: the admin token's name or
+/// `user:LOGIN`. Set next to the [`auth::Principal`], which handlers check for permissions.
 #[derive(Debug, Clone)]
 pub struct Actor(pub String);
-
-async fn require_token(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("missing header Authorization: Bearer TOKEN"))?;
-    let Some(token) = state.store().verify_admin_token(token).await? else {
-        return Err(ApiError::unauthorized(
-            "invalid token in Authorization header",
-        ));
-    };
-    request.extensions_mut().insert(Actor(token.name));
-    Ok(next.run(request).await)
-}
 
 /// Record an operator command in the audit log. A failure to record is logged, not returned:
 /// the command itself has already taken effect and its result must reach the operator.

@@ -213,6 +213,37 @@ impl TestApp {
         }
     }
 
+    /// An API request with the admin token and `bytes` as the body, sent as JSON whatever they
+    /// are (malformed and oversized bodies).
+    pub async fn request_raw(&self, method: Method, path: &str, bytes: Vec<u8>) -> Reply {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .unwrap();
+        let response = tokio::time::timeout(WAIT, self.http.request(request))
+            .await
+            .expect("HTTP response in time")
+            .expect("HTTP request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// Register a charger through the API.
     pub async fn add_charger(&self, id: &str, password: Option<&str>) {
         let reply = self
