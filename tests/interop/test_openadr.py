@@ -476,3 +476,27 @@ async def test_ven_relearns_events_after_a_server_restart(server_factory, vtn):
         assert [(c["id"], c["kw"], c["status"]) for c in after] == [(before[0]["id"], 30.0, "scheduled")]
     finally:
         await api.aclose()
+
+
+async def test_ven_registers_once_a_late_vtn_comes_up(server_factory):
+    """The VTN is down when the server starts: the VEN retries (every 5 s) and registers once
+    it is up, then carries on as usual."""
+    from openleadr import hooks
+
+    vtn = Vtn(free_port())
+    server = server_factory(
+        before_start=lambda srv: (srv.data_dir / "orderly.toml").write_text(config_toml(vtn.url))
+    )
+    # Wait until the VEN has tried and failed at least once (its warning in the server log).
+    deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT
+    while "oadrQueryRegistration to the VTN failed" not in server.log_path.read_text(errors="replace"):
+        assert asyncio.get_running_loop().time() < deadline, server.log_tail()
+        await asyncio.sleep(0.1)
+    hooks.register("before_handle", vtn.before_handle)
+    await vtn.server.run_async()
+    try:
+        await wait_for(vtn.registered, "oadrCreatePartyRegistration from a VEN that had failed", server)
+        await wait_for(vtn.reading, "oadrUpdateReport", server)
+    finally:
+        await vtn.server.stop()
+        hooks.HOOKS["before_handle"].remove(vtn.before_handle)

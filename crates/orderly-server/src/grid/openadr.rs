@@ -282,6 +282,11 @@ fn notify_controller(state: &AppState, community: &str) {
 pub async fn run(config: OpenAdrConfig, state: AppState, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let base = config.vtn_url.trim_end_matches('/').to_owned();
+    if !base.starts_with("http://") {
+        // The client has no TLS (2.0b's certificate-based security is not implemented).
+        tracing::error!(vtn = %base, "openadr: only http:// VTN URLs are supported; the VEN is not started");
+        return;
+    }
     let timeout = Duration::from_secs(config.http_timeout_secs.max(1));
     let mut ven = Ven::new(config.ven_config(0.0));
     // Logged once per change, not on every round.
