@@ -17,7 +17,7 @@
 //! certificate here: the transport is the driver's business).
 //!
 //! Module layout: [`xml`] (tree and writer over quick-xml), [`time`] (xCal date-times and
-//! durations), [`message`] (typed 2.0b messages and their XML), [`decide`] (event → commands).
+//! durations), [`message`] (typed 2.0b messages and their XML), [`mod@decide`] (event → commands).
 
 pub mod decide;
 pub mod message;
