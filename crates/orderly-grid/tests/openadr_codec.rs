@@ -235,6 +235,45 @@ fn events_become_commands() {
     assert_eq!(d.opt, OptType::OptIn);
     assert_eq!(d.commands[0].kind, CommandKind::Limit { kw: 100.0 });
 
+    // x-loadControlSetpoint 60 (kW); a signal in W (itemBase powerReal, scale none).
+    let mut setpoint = by_id("evt-capacity").clone();
+    setpoint.signals[0].signal_type = "x-loadControlSetpoint".into();
+    setpoint.signals[0].intervals[0].value = 60.0;
+    let d = openadr::decide(&setpoint, "v", &policy, now);
+    assert_eq!(d.commands[0].kind, CommandKind::Limit { kw: 60.0 });
+    setpoint.signals[0].intervals[0].value = 60_000.0;
+    setpoint.signals[0].item_base = Some(openadr::message::ItemBase {
+        kind: "powerReal".into(),
+        units: Some("W".into()),
+        scale: Some("none".into()),
+    });
+    let d = openadr::decide(&setpoint, "v", &policy, now);
+    assert_eq!(d.commands[0].kind, CommandKind::Limit { kw: 60.0 });
+    // A LOAD_DISPATCH delta of -15 kW reduces; a positive delta is not acted on (but the
+    // signal is understood: opt in).
+    let mut delta = by_id("evt-dispatch").clone();
+    delta.signals[0].signal_type = "delta".into();
+    delta.signals[0].intervals[0].value = -15.0;
+    delta.signals[0].intervals[1].value = 5.0;
+    let d = openadr::decide(&delta, "v", &policy, now);
+    assert_eq!(d.opt, OptType::OptIn);
+    assert_eq!(d.commands.len(), 1);
+    assert_eq!(d.commands[0].kind, CommandKind::Reduce { kw: 15.0 });
+    // Consecutive equal intervals merge into one command.
+    let mut equal = by_id("evt-dispatch").clone();
+    equal.signals[0].intervals[1].value = 50.0;
+    let d = openadr::decide(&equal, "v", &policy, now);
+    assert_eq!(d.commands.len(), 1);
+    assert_eq!(
+        (d.commands[0].start, d.commands[0].end),
+        (ts("2030-01-02T10:00:00Z"), ts("2030-01-02T11:00:00Z"))
+    );
+    // A test event is opted in and changes nothing.
+    let mut test = by_id("evt-dispatch").clone();
+    test.test_event = true;
+    let d = openadr::decide(&test, "v", &policy, now);
+    assert_eq!((d.opt, d.commands.len()), (OptType::OptIn, 0));
+
     // An event that is over produces no command; one with no signal we act on is opted out.
     let late = ts("2030-01-03T00:00:00Z");
     assert!(

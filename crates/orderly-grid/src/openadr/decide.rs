@@ -9,6 +9,9 @@
 //!   non-negative delta (consume more) is not acted on.
 //! - `LOAD_CONTROL` / `x-loadControlCapacity`: a fraction 0..1 of the community's capacity →
 //!   `Limit { capacity_kw * value }`.
+//! - `LOAD_CONTROL` / `x-loadControlSetpoint`: like a LOAD_DISPATCH setpoint → `Limit`.
+//!   (The percent and level offsets are relative to a baseline the VTN and VEN would have to
+//!   agree on; they are not acted on.)
 //! - `SIMPLE` / `level`: level 1, 2, 3 → `Reduce { capacity_kw * simple_reduce_fraction[level-1] }`
 //!   (defaults 10 %, 25 %, 50 %); level 0 = normal operation, no command.
 //!
@@ -93,6 +96,9 @@ fn action(signal: &EventSignal, value: f64, policy: &CommandPolicy) -> Option<Op
         }),
         ("LOAD_DISPATCH", "delta") => (value < 0.0).then(|| CommandKind::Reduce {
             kw: -value * scale_to_kw(signal),
+        }),
+        ("LOAD_CONTROL", "x-loadControlSetpoint") => Some(CommandKind::Limit {
+            kw: (value * scale_to_kw(signal)).max(0.0),
         }),
         ("LOAD_CONTROL", "x-loadControlCapacity") => Some(CommandKind::Limit {
             kw: policy.capacity_kw * value.clamp(0.0, 1.0),
