@@ -625,6 +625,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn config_makes_the_current_and_next_hour_dear() {
+        let now: Timestamp = "2026-11-26T23:30:00Z".parse().unwrap();
+        let c = server_config(2, "GB%05d", 7, Scenario::TxProfile, 60, 300, now).unwrap();
+        let tariff = c.lines().find(|l| l.starts_with("tariff_cny_per_kwh")).unwrap();
+        let prices: Vec<&str> = tariff
+            .trim_start_matches("tariff_cny_per_kwh = [")
+            .trim_end_matches(']')
+            .split(", ")
+            .collect();
+        assert_eq!(prices.len(), 24);
+        assert_eq!((prices[23], prices[0], prices[1]), ("2.0", "2.0", "0.3"));
+        assert!(c.contains("default_energy_kwh = 68.0"));
+        assert!(c.contains(r#"{ id = "GB00007", phases = 1"#));
+        assert!(c.contains(r#"{ id = "GB00008", phases = 1"#));
+        assert!(!c.contains("GB00009"));
+        let flat = server_config(1, "GB%05d", 1, Scenario::Fallback, 60, 300, now).unwrap();
+        assert!(!flat.contains("2.0,"));
+    }
+
+    #[test]
     fn nearest_rank_percentiles() {
         let l = Latency::of((1..=100).map(f64::from).collect());
         assert_eq!(
