@@ -227,7 +227,7 @@ enum Key {
     Tx(i32),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Pending {
     request: RequestId,
     /// A TxProfile goes with its guard (see [`profile::guard_request`]): both must be accepted.
@@ -241,7 +241,7 @@ struct Pending {
 
 /// What the controller wants a charger to hold for one [`Key`], what it is known to hold, and
 /// what is in flight.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Track {
     desired: Option<Shape>,
     accepted: Option<Shape>,
@@ -253,7 +253,7 @@ struct Track {
     next_try: i64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct ChargerState {
     spec: ChargerSpec,
     connected: bool,
@@ -369,7 +369,7 @@ fn max_limit(spec: &ChargerSpec) -> f64 {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct SessionState {
     charger: ChargePointId,
     connector: i32,
@@ -380,7 +380,7 @@ struct SessionState {
     cost_so_far: f64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct CommandState {
     command: GridCommand,
     start: i64,
@@ -461,7 +461,7 @@ const BASE_ALPHA: f64 = 0.1;
 /// One community's controller. Drive it like `orderly_ocpp::Connection`: feed [`Input`]s with
 /// [`Controller::handle`], call [`Controller::handle_timeout`] at [`Controller::poll_timeout`],
 /// and drain [`Controller::poll_action`] after each.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Controller {
     community: CommunitySpec,
     config: ControllerConfig,

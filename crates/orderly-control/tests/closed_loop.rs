@@ -392,3 +392,52 @@ proptest! {
         prop_assert!(sim.over.is_empty(), "drawn: {:?}", sim.over.first());
     }
 }
+
+#[test]
+fn cancelled_command_is_cleared_and_learned_base_load_lowers_the_fallback() {
+    let mut sim = Sim::new(community(4, 30.0, 8.0), config(), NIGHT);
+    let start = sim.now + SignedDuration::from_mins(10);
+    let id = sim.limit(5.0, start, start + SignedDuration::from_mins(60));
+    let pid = orderly_control::profile::command_profile_id(id.0);
+    let holds = |sim: &Sim| {
+        sim.cps.iter().all(|c| {
+            c.profiles
+                .profiles()
+                .iter()
+                .any(|h| h.profile.charging_profile_id == pid)
+        })
+    };
+    assert!(holds(&sim));
+    sim.run(60, 10);
+    sim.input(Input::GridCommandCancelled { id });
+    sim.limits.clear();
+    sim.run(60, 10);
+    assert!(sim.cps.iter().all(|c| {
+        !c.profiles
+            .profiles()
+            .iter()
+            .any(|h| h.profile.charging_profile_id == pid)
+    }));
+    let last = sim.reports.iter().rev().find(|r| r.command == id).unwrap();
+    assert!(!last.complete);
+
+    // The community meter says the households draw 6 kW more than configured this hour.
+    let h = jiff::tz::TimeZone::get(common::TZ)
+        .map(|tz| sim.now.to_zoned_datetime(tz).hour() as usize)
+        .unwrap();
+    let configured = sim.community.base_load_kw[h];
+    for _ in 0..40 {
+        let chargers_w: f64 = sim.cps.iter().map(|c| c.power_w).sum();
+        let at = sim.now;
+        sim.input(Input::CommunityMeter {
+            at,
+            power_w: (configured + 6.0) * 1000.0 + chargers_w,
+        });
+        sim.run(30, 10);
+    }
+    let learned = sim.ctl.base_load_kw()[h];
+    assert!(learned > configured + 4.0, "{learned}");
+    // The fallback the chargers now hold fits the lower capacity.
+    sim.community.base_load_kw[h] = learned;
+    assert_safe_now(&sim);
+}
