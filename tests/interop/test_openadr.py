@@ -53,6 +53,7 @@ class Vtn:
         self.url = f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"
         self.registrations: list[dict] = []
         self.registered = asyncio.Event()
+        self.known = False
         self.report_offers: list[dict] = []
         self.offered = asyncio.Event()
         self.readings: list[tuple[datetime, float]] = []
@@ -72,7 +73,8 @@ class Vtn:
         self.server.add_handler("on_register_report", self.on_register_report)
 
     def ven_lookup(self, ven_id: str) -> dict | None:
-        if ven_id == VEN_ID and self.registered.is_set():
+        # `known`, not `registered`: the tests clear `registered` to wait for the next one.
+        if ven_id == VEN_ID and self.known:
             return {"ven_id": VEN_ID, "ven_name": VEN_NAME, "registration_id": REGISTRATION_ID}
         return None
 
@@ -80,6 +82,7 @@ class Vtn:
         self.registrations.append(info)
         if info.get("ven_name") != VEN_NAME:
             return False
+        self.known = True
         self.registered.set()
         return VEN_ID, REGISTRATION_ID
 
@@ -439,6 +442,21 @@ async def test_ven_follows_report_requests_reregistration_and_event_units(server
         await wait_for(vtn.offered, "oadrRegisterReport after re-registration", server)
         # The event's commands stand (the VTN did not cancel it).
         assert all(c["status"] == "scheduled" for c in await openadr_commands(api, "evt-watts"))
+
+        # oadrCancelPartyRegistration: acknowledged with oadrCanceledPartyRegistration; the
+        # registration's events are void (their commands cancelled) and the VEN registers anew.
+        mark, registrations = len(vtn.handled), len(vtn.registrations)
+        vtn.script.put_nowait(("oadrCancelPartyRegistration", {"registration_id": REGISTRATION_ID}))
+        _, cancelled = await vtn.wait_handled(lambda t, p: t == "oadrCanceledPartyRegistration",
+                                              "oadrCanceledPartyRegistration", server, since=mark)
+        assert cancelled["registration_id"] == REGISTRATION_ID and cancelled["ven_id"] == VEN_ID
+        after = next(i for i, m in enumerate(vtn.handled) if m[1] is cancelled)
+        await vtn.wait_handled(lambda t, p: t == "oadrCreatePartyRegistration",
+                               "oadrCreatePartyRegistration after the cancellation", server, since=after)
+        assert len(vtn.registrations) == registrations + 1
+        assert vtn.registrations[-1].get("ven_id") is None
+        await poll_commands(api, "evt-watts", lambda cs: cs and all(c["status"] == "cancelled" for c in cs),
+                            "commands cancelled with the registration")
     finally:
         await api.aclose()
 

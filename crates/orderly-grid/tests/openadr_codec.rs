@@ -486,12 +486,14 @@ fn ven_registers_reports_and_answers_events() {
     assert_eq!(sent.path, "EiReport");
     assert!(sent.body.contains("METADATA_TELEMETRY_USAGE"));
     // openleadr's request names the report it was offered; answer with one naming ours.
-    let registered = fixture("vtn-register-oadrRegisteredReport.xml")
+    let registered = fixture("vtn-register-oadrRegisteredReport.xml");
+    let VtnMessage::RegisteredReport { requests, .. } = VtnMessage::from_xml(&registered).unwrap()
+    else {
+        panic!("wrong type")
+    };
+    let registered = registered
         .replace("orderly-telemetry", openadr::TELEMETRY_SPECIFIER)
-        .replace(
-            "d51f7430-8094-4153-9b64-9817cb7d3978",
-            openadr::CHARGING_LOAD_RID,
-        );
+        .replace(&requests[0].r_ids[0], openadr::CHARGING_LOAD_RID);
     ven.handle_response(&registered, now).unwrap();
     assert!(ven.is_ready());
     let sent = ven.poll_transmit(now).unwrap();
@@ -787,4 +789,49 @@ fn report_requests_from_a_poll_are_created_sent_and_cancelled() {
                 .unwrap();
         }
     }
+}
+
+#[test]
+fn cancelled_registration_is_acknowledged_and_started_over() {
+    assert_eq!(
+        decode("vtn-poll-oadrCancelPartyRegistration.xml"),
+        VtnMessage::CancelPartyRegistration {
+            request_id: "req-cancel-reg-1".into(),
+            registration_id: Some("reg-fixture".into()),
+        }
+    );
+    let now = ts("2030-01-01T00:00:00Z");
+    let mut ven = ready_ven(now);
+    ven.poll_transmit(now).unwrap(); // oadrRequestEvent
+    ven.handle_response(&fixture("vtn-dispatch-oadrDistributeEvent.xml"), now)
+        .unwrap();
+    assert!(matches!(ven.poll_output(), Some(VenOutput::Event { .. })));
+    ven.poll_transmit(now).unwrap(); // oadrCreatedEvent
+    ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
+        .unwrap();
+
+    ven.poll_transmit(now).unwrap(); // oadrPoll
+    ven.handle_response(&fixture("vtn-poll-oadrCancelPartyRegistration.xml"), now)
+        .unwrap();
+    assert_eq!(
+        ven.poll_output(),
+        Some(VenOutput::EventCancelled {
+            event_id: "evt-dispatch".into()
+        })
+    );
+    assert!(!ven.is_ready());
+    let sent = ven.poll_transmit(now).unwrap();
+    assert_eq!(sent.path, "EiRegisterParty");
+    assert!(sent.body.contains("oadrCanceledPartyRegistration"));
+    assert!(
+        sent.body
+            .contains("<ei:registrationID>reg-fixture</ei:registrationID>")
+    );
+    assert!(sent.body.contains("req-cancel-reg-1"));
+    ven.handle_response(&fixture("vtn-register-oadrResponse.xml"), now)
+        .unwrap();
+    // Then a fresh registration, without the old venID.
+    let sent = ven.poll_transmit(now).unwrap();
+    assert!(sent.body.contains("oadrQueryRegistration"));
+    assert_eq!(ven.ven_id(), None);
 }

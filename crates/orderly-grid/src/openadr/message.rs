@@ -158,7 +158,13 @@ pub enum VenMessage {
         readings: Vec<Reading>,
         created: Timestamp,
     },
-    /// Plain acknowledgement (e.g. of oadrRequestReregistration, oadrCancelPartyRegistration).
+    /// Answer to a VTN's oadrCancelPartyRegistration.
+    CanceledPartyRegistration {
+        response: EiResponse,
+        registration_id: String,
+        ven_id: String,
+    },
+    /// Plain acknowledgement (of oadrRequestReregistration).
     Response {
         ven_id: String,
         response: EiResponse,
@@ -179,7 +185,9 @@ impl VenMessage {
             | VenMessage::CreatedReport { .. }
             | VenMessage::CanceledReport { .. }
             | VenMessage::UpdateReport { .. } => Service::EiReport,
-            VenMessage::Response { .. } => Service::EiRegisterParty,
+            VenMessage::Response { .. } | VenMessage::CanceledPartyRegistration { .. } => {
+                Service::EiRegisterParty
+            }
         }
     }
 
@@ -196,6 +204,7 @@ impl VenMessage {
             VenMessage::CreatedEvent { .. } => "oadrCreatedEvent",
             VenMessage::RequestEvent { .. } => "oadrRequestEvent",
             VenMessage::UpdateReport { .. } => "oadrUpdateReport",
+            VenMessage::CanceledPartyRegistration { .. } => "oadrCanceledPartyRegistration",
             VenMessage::Response { .. } => "oadrResponse",
         }
     }
@@ -218,6 +227,7 @@ impl VenMessage {
             "oadrCreatedEvent" => "oadr:oadrCreatedEvent",
             "oadrRequestEvent" => "oadr:oadrRequestEvent",
             "oadrUpdateReport" => "oadr:oadrUpdateReport",
+            "oadrCanceledPartyRegistration" => "oadr:oadrCanceledPartyRegistration",
             _ => "oadr:oadrResponse",
         };
         w.start(name)
@@ -388,6 +398,15 @@ impl VenMessage {
                 w.leaf("ei:reportName", "TELEMETRY_USAGE");
                 w.leaf("ei:createdDateTime", &format_timestamp(*created));
                 w.end();
+                w.leaf("ei:venID", ven_id);
+            }
+            VenMessage::CanceledPartyRegistration {
+                response,
+                registration_id,
+                ven_id,
+            } => {
+                write_response(w, response);
+                w.leaf("ei:registrationID", registration_id);
                 w.leaf("ei:venID", ven_id);
             }
             VenMessage::Response { ven_id, response } => {

@@ -378,6 +378,7 @@ impl Ven {
                 | VenMessage::CreatedReport { .. }
                 | VenMessage::CanceledReport { .. }
                 | VenMessage::RegisteredReport { .. }
+                | VenMessage::CanceledPartyRegistration { .. }
                 | VenMessage::Response { .. }
         ) {
             self.queue.push_front(sent);
@@ -655,14 +656,25 @@ impl Ven {
                     response: EiResponse::ok(Some(request_id)),
                 });
             }
-            VtnMessage::CancelPartyRegistration { .. } => {
-                // Registration cancelled by the VTN: drop everything and start over.
+            VtnMessage::CancelPartyRegistration {
+                request_id,
+                registration_id,
+            } => {
+                // Registration cancelled by the VTN: acknowledge, drop everything (its events
+                // are void without a registration) and start over.
                 for event_id in std::mem::take(&mut self.events).into_keys() {
                     self.outputs
                         .push_back(VenOutput::EventCancelled { event_id });
                 }
                 self.reports.clear();
                 self.queue.clear();
+                self.queue.push_back(VenMessage::CanceledPartyRegistration {
+                    response: EiResponse::ok(Some(request_id)),
+                    registration_id: registration_id
+                        .or(self.registration_id.take())
+                        .unwrap_or_default(),
+                    ven_id: self.ven_id_or_empty(),
+                });
                 self.ven_id = None;
                 self.registration_id = None;
                 self.phase = Phase::Query;
