@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
+use orderly_core::ChargePointId;
 use orderly_store::{Role, Scope, UserRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -57,6 +58,9 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/transfers/{id}",
     "/api/v1/transfers/{id}/{decision}",
     "/api/v1/registry-events",
+    "/api/v1/transactions",
+    "/api/v1/transactions/{id}",
+    "/api/v1/transactions/{id}/meter-values",
 ];
 
 /// The authenticated caller: a user (login session) or an admin token.
@@ -79,6 +83,55 @@ pub struct Owned<'a> {
     pub owner: Option<&'a str>,
     /// The community it is in, if any.
     pub community: Option<&'a str>,
+}
+
+/// Who something belongs to, looked up from the store (owned strings; see [`Belonging::owned`]).
+#[derive(Debug, Clone, Default)]
+pub struct Belonging {
+    pub owner: Option<String>,
+    pub community: Option<String>,
+}
+
+impl Belonging {
+    pub fn owned(&self) -> Owned<'_> {
+        Owned {
+            owner: self.owner.as_deref(),
+            community: self.community.as_deref(),
+        }
+    }
+
+    /// A charger's community: its registry facts, else the closed loop's electrical record.
+    pub async fn charger_community(
+        state: &AppState,
+        charger: &ChargePointId,
+    ) -> Result<Option<String>, ApiError> {
+        let store = state.store();
+        if let Some(r) = store.charger_registration(charger.as_str()).await?
+            && r.facts.community_id.is_some()
+        {
+            return Ok(r.facts.community_id);
+        }
+        Ok(store
+            .charger_electrical(charger)
+            .await?
+            .map(|e| e.community_id))
+    }
+
+    /// A transaction belongs to the user holding its id tag, in its charger's community. Use
+    /// it for wishes too: `principal.require(Permission::ActOwn(b.owned()))`.
+    pub async fn of_transaction(
+        state: &AppState,
+        transaction: &orderly_store::Transaction,
+    ) -> Result<Self, ApiError> {
+        let owner = match &transaction.id_tag {
+            Some(tag) => state.store().id_tag_owner(tag.as_str()).await?,
+            None => None,
+        };
+        Ok(Self {
+            owner,
+            community: Self::charger_community(state, &transaction.charger_id).await?,
+        })
+    }
 }
 
 /// What a request wants to do. Each variant says who may.

@@ -1,5 +1,8 @@
-//! `/api/v1/transactions`: charging transactions and their meter values.
+//! `/api/v1/transactions`: charging transactions and their meter values. A transaction belongs
+//! to the user holding its id tag, in its charger's community ([`Belonging`]): residents see
+//! their own, a community's staff its chargers', admins and regulators all.
 
+use super::auth::{Belonging, Permission, Principal};
 use super::chargers::parse_id;
 use super::dto::{MeterValueDto, TransactionDto};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
@@ -20,13 +23,14 @@ pub struct TransactionQuery {
     pub limit: Option<u32>,
 }
 
-/// Transactions, newest first.
+/// Transactions the caller may see, newest first (`limit` applies before that filter).
 #[utoipa::path(get, path = "/api/v1/transactions", tag = "transactions",
     security(("bearer" = [])),
     params(TransactionQuery),
     responses((status = 200, body = Vec<TransactionDto>), (status = 400, body = super::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(query): ApiQuery<TransactionQuery>,
 ) -> Result<ApiJson<Vec<TransactionDto>>, ApiError> {
     let limit = query.limit.unwrap_or(1000);
@@ -41,7 +45,17 @@ pub async fn list(
         active: query.active,
         limit: Some(limit),
     };
-    let transactions = state.store().list_transactions(&filter).await?;
+    let mut transactions = state.store().list_transactions(&filter).await?;
+    if !principal.permits(Permission::ReadAll) {
+        let mut visible = Vec::with_capacity(transactions.len());
+        for t in transactions {
+            let belonging = Belonging::of_transaction(&state, &t).await?;
+            if principal.permits(Permission::ReadOwn(belonging.owned())) {
+                visible.push(t);
+            }
+        }
+        transactions = visible;
+    }
     Ok(ApiJson(transactions.into_iter().map(Into::into).collect()))
 }
 
@@ -52,6 +66,7 @@ pub async fn list(
     responses((status = 200, body = TransactionDto), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<ApiJson<TransactionDto>, ApiError> {
     let transaction = state
@@ -59,6 +74,8 @@ pub async fn get(
         .get_transaction(TransactionId(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("transaction {id} not found")))?;
+    let belonging = Belonging::of_transaction(&state, &transaction).await?;
+    principal.require(Permission::ReadOwn(belonging.owned()))?;
     Ok(ApiJson(transaction.into()))
 }
 
@@ -69,12 +86,16 @@ pub async fn get(
     responses((status = 200, body = Vec<MeterValueDto>), (status = 404, body = super::error::ErrorBody)))]
 pub async fn meter_values(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<ApiJson<Vec<MeterValueDto>>, ApiError> {
     let store = state.store();
-    if store.get_transaction(TransactionId(id)).await?.is_none() {
-        return Err(ApiError::not_found(format!("transaction {id} not found")));
-    }
+    let transaction = store
+        .get_transaction(TransactionId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("transaction {id} not found")))?;
+    let belonging = Belonging::of_transaction(&state, &transaction).await?;
+    principal.require(Permission::ReadOwn(belonging.owned()))?;
     let samples = store.transaction_meter_values(TransactionId(id)).await?;
     Ok(ApiJson(samples.into_iter().map(Into::into).collect()))
 }

@@ -1180,3 +1180,79 @@ async fn seed_fills_a_district_whose_users_can_log_in() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_resident_sees_only_their_own_sessions() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend, |_| {}).await;
+        district(&app, "D1").await;
+        community(&app, "A", "D1").await;
+        community(&app, "B", "D1").await;
+        let res1 = user(&app, "res1", "resident", json!([]), json!(["TAG1"])).await;
+        let res2 = user(&app, "res2", "resident", json!([]), json!(["TAG2"])).await;
+        let pm_a = user(
+            &app,
+            "pm_a",
+            "property_manager",
+            json!([{ "kind": "community", "id": "A" }]),
+            json!([]),
+        )
+        .await;
+        let pm_b = user(
+            &app,
+            "pm_b",
+            "property_manager",
+            json!([{ "kind": "community", "id": "B" }]),
+            json!([]),
+        )
+        .await;
+        let reg = user(&app, "reg", "regulator", json!([]), json!([])).await;
+        charger(&app, "CPA", "A", None, None).await;
+        app.add_tag("TAG1", "Accepted", None).await;
+        app.add_tag("TAG2", "Accepted", None).await;
+        let mut cp = app.charge_point("CPA", None).await;
+        cp.boot().await;
+        let mut txs = Vec::new();
+        for (connector, tag) in [(1, "TAG1"), (2, "TAG2")] {
+            let started = cp
+                .call_ok(
+                    "StartTransaction",
+                    json!({ "connectorId": connector, "idTag": tag, "meterStart": 0,
+                            "timestamp": "2026-11-26T08:00:00Z" }),
+                )
+                .await;
+            txs.push(started["transactionId"].as_i64().unwrap().to_string());
+        }
+        let list = |token: &str| {
+            let (app, token) = (&app, token.to_owned());
+            async move {
+                ids(
+                    &call(app, &token, Method::GET, "/api/v1/transactions", None).await,
+                    "id",
+                )
+            }
+        };
+        assert_eq!(list(&res1).await, [txs[0].clone()]);
+        assert_eq!(list(&res2).await, [txs[1].clone()]);
+        assert!(list(&pm_b).await.is_empty());
+        assert_eq!(list(&pm_a).await.len(), 2);
+        assert_eq!(list(&reg).await.len(), 2);
+        for (token, tx, status) in [
+            (&res1, &txs[0], StatusCode::OK),
+            (&res1, &txs[1], StatusCode::FORBIDDEN),
+            (&pm_b, &txs[0], StatusCode::FORBIDDEN),
+            (&pm_a, &txs[1], StatusCode::OK),
+            (&reg, &txs[1], StatusCode::OK),
+        ] {
+            for path in [
+                format!("/api/v1/transactions/{tx}"),
+                format!("/api/v1/transactions/{tx}/meter-values"),
+            ] {
+                let reply = call(&app, token, Method::GET, &path, None).await;
+                assert_eq!(reply.status, status, "GET {path}: {:?}", reply.body);
+            }
+        }
+        app.stop().await;
+    })
+    .await;
+}
