@@ -697,7 +697,6 @@ impl Controller {
                 secs(at),
                 power_w,
                 energy_wh,
-                now,
             ),
             Input::CommunityMeter { at, power_w } => {
                 let at = secs(at);
@@ -835,10 +834,10 @@ impl Controller {
             },
         );
         self.fix_baseline(id, now);
-        if start <= now {
-            if let Some(c) = self.commands.get_mut(&id) {
-                c.baseline_fixed = true;
-            }
+        if start <= now
+            && let Some(c) = self.commands.get_mut(&id)
+        {
+            c.baseline_fixed = true;
         }
         let report = self.report(id, now);
         self.actions.extend(report.map(Action::CommandReport));
@@ -886,7 +885,6 @@ impl Controller {
         at: i64,
         power_w: Option<f64>,
         energy_wh: Option<f64>,
-        now: i64,
     ) {
         let Some(ch) = self.chargers.get_mut(charger) else {
             return;
@@ -897,24 +895,24 @@ impl Controller {
                 .find(|(_, s)| &s.charger == charger && s.connector == connector)
                 .map(|(&id, _)| id)
         });
-        if let (Some(e), Some(tx)) = (energy_wh, tx) {
-            if let Some(s) = self.sessions.get_mut(&tx) {
-                let delivered = ((e - s.meter_start_wh as f64) / 1000.0).max(0.0);
-                let delta = delivered - s.delivered_kwh;
-                if delta > 0.0 {
-                    let emergency = self
-                        .plan
-                        .as_ref()
-                        .and_then(|p| p.sessions.get(&tx))
-                        .is_some_and(|i| i.emergency);
-                    let price = if emergency {
-                        self.community.emergency_price_cny_per_kwh
-                    } else {
-                        self.community.tariff.cny_per_kwh[self.clock.hour(at)]
-                    };
-                    s.cost_so_far += delta * price;
-                    s.delivered_kwh = delivered;
-                }
+        if let (Some(e), Some(tx)) = (energy_wh, tx)
+            && let Some(s) = self.sessions.get_mut(&tx)
+        {
+            let delivered = ((e - s.meter_start_wh as f64) / 1000.0).max(0.0);
+            let delta = delivered - s.delivered_kwh;
+            if delta > 0.0 {
+                let emergency = self
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p.sessions.get(&tx))
+                    .is_some_and(|i| i.emergency);
+                let price = if emergency {
+                    self.community.emergency_price_cny_per_kwh
+                } else {
+                    self.community.tariff.cny_per_kwh[self.clock.hour(at)]
+                };
+                s.cost_so_far += delta * price;
+                s.delivered_kwh = delivered;
             }
         }
         let Some(p) = power_w.filter(|p| p.is_finite()) else {
@@ -956,7 +954,6 @@ impl Controller {
             });
             self.dirty = true;
         }
-        let _ = now;
     }
 
     /// The most a charger may draw on `connector` at `t` under what it holds or has in flight
@@ -972,12 +969,11 @@ impl Controller {
         let h = clock.hour(t);
         let mut tx_limit: Option<f64> = None;
         for s in ch.shapes(Key::Tx(connector)) {
-            if let Shape::Tx(s) = s {
-                if Some(s.transaction_id) == tx {
-                    if let Some(v) = s.at(t) {
-                        tx_limit = Some(tx_limit.map_or(v, |x: f64| x.max(v)));
-                    }
-                }
+            if let Shape::Tx(s) = s
+                && Some(s.transaction_id) == tx
+                && let Some(v) = s.at(t)
+            {
+                tx_limit = Some(tx_limit.map_or(v, |x: f64| x.max(v)));
             }
         }
         let limit = tx_limit.or_else(|| {
@@ -988,10 +984,10 @@ impl Controller {
                         if let Shape::Command {
                             from, to, hourly, ..
                         } = s
+                            && *from <= t
+                            && t < *to
                         {
-                            if *from <= t && t < *to {
-                                cmd = Some(cmd.map_or(hourly[h], |x: f64| x.max(hourly[h])));
-                            }
+                            cmd = Some(cmd.map_or(hourly[h], |x: f64| x.max(hourly[h])));
                         }
                     }
                 }
@@ -1138,10 +1134,10 @@ impl Controller {
                 self.dirty = true;
             }
             for (k, tr) in &ch.tracks {
-                if let Some(p) = &tr.pending {
-                    if p.sent + 2 * retry <= now {
-                        expired.push((id.clone(), *k, p.request));
-                    }
+                if let Some(p) = &tr.pending
+                    && p.sent + 2 * retry <= now
+                {
+                    expired.push((id.clone(), *k, p.request));
                 }
             }
         }
@@ -1573,10 +1569,7 @@ impl Controller {
         };
         // Planned load: excluded/non-compliant chargers' held or measured draw plus the engine's
         // plan; the idle chargers' reserve is not load.
-        let mut planned_load = vec![0.0; n];
-        for k in 0..n {
-            planned_load[k] = fixed[k];
-        }
+        let mut planned_load = fixed.clone();
         let mut out = Vec::with_capacity(plan.sessions.len());
         for sp in plan.sessions {
             let tx = planned_tx[sp.id as usize];
@@ -1640,10 +1633,10 @@ impl Controller {
                     from, to, hourly, ..
                 }),
             ) = (k, &tr.accepted)
+                && *from <= t
+                && t < *to
             {
-                if *from <= t && t < *to {
-                    cmd = Some(cmd.map_or(hourly[h], |x: f64| x.max(hourly[h])));
-                }
+                cmd = Some(cmd.map_or(hourly[h], |x: f64| x.max(hourly[h])));
             }
         }
         cmd.or_else(|| ch.accepted_default().map(|d| d[h]))
