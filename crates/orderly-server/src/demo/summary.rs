@@ -67,6 +67,8 @@ pub struct Tracker {
     /// Cars that left with at least 95 % of what they wanted.
     ended_95: usize,
     plugged_total: usize,
+    /// Emergency sessions: plugged in, left, delivered and wanted by those that left.
+    emergencies: (usize, usize, f64, f64),
 }
 
 impl Tracker {
@@ -102,6 +104,7 @@ impl Tracker {
             ended_full: 0,
             ended_95: 0,
             plugged_total: 0,
+            emergencies: (0, 0, 0.0, 0.0),
         }
     }
 
@@ -158,12 +161,20 @@ impl Tracker {
         live.emergency = emergency;
         live.since.get_or_insert(now);
         self.plugged_total += 1;
+        if emergency {
+            self.emergencies.0 += 1;
+        }
     }
 
     /// A car left `charger` with `delivered` of the `wanted` kWh.
     pub fn unplugged(&mut self, charger: &str, delivered: f64, wanted: f64, now: Timestamp) {
         self.power(charger, 0.0, now);
         if let Some(live) = self.chargers.get_mut(charger) {
+            if live.emergency {
+                self.emergencies.1 += 1;
+                self.emergencies.2 += delivered;
+                self.emergencies.3 += wanted;
+            }
             live.plugged = false;
             live.emergency = false;
         }
@@ -309,6 +320,11 @@ impl Tracker {
             self.wanted_ended_kwh,
             self.uncontrolled.energy_until(now),
         );
+        let (e_in, e_left, e_got, e_wanted) = self.emergencies;
+        let _ = writeln!(
+            out,
+            "  emergency requests: {e_in} plugged in, {e_left} left with {e_got:.1} of {e_wanted:.1} kWh wanted"
+        );
         let avg = if self.energy_kwh > 0.0 {
             self.cost_cny / self.energy_kwh
         } else {
@@ -424,6 +440,10 @@ mod tests {
             "{report}"
         );
         assert!(report.contains("max over capacity: 0.3 kW"), "{report}");
+        assert!(
+            report.contains("emergency requests: 1 plugged in, 1 left with 3.0 of 3.0 kWh"),
+            "{report}"
+        );
         assert!(
             report.contains("above capacity: 600 protocol seconds in all, at most 1.0 kW"),
             "{report}"
