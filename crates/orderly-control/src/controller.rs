@@ -237,6 +237,8 @@ struct Pending {
     shape: Shape,
     sent: i64,
     decrease: bool,
+    /// The plan changed since: this is no longer what is desired.
+    obsolete: bool,
 }
 
 /// What the controller wants a charger to hold for one [`Key`], what it is known to hold, and
@@ -251,6 +253,21 @@ struct Track {
     suspect: Option<Shape>,
     /// Not sent before this (retry back-off).
     next_try: i64,
+    /// What it holds is what is desired: nothing to compare until `desired` changes.
+    settled: bool,
+}
+
+impl Track {
+    fn set_desired(&mut self, shape: Shape) {
+        if self.desired.as_ref() == Some(&shape) {
+            return;
+        }
+        if let Some(p) = &mut self.pending {
+            p.obsolete |= p.shape != shape;
+        }
+        self.settled = false;
+        self.desired = Some(shape);
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -613,6 +630,7 @@ impl Controller {
                         t.accepted = None;
                         t.pending = None;
                         t.next_try = now;
+                        t.settled = false;
                     }
                     self.dirty = true;
                     self.sync(now);
@@ -735,7 +753,7 @@ impl Controller {
                     }
                     for ch in self.chargers.values_mut() {
                         if let Some(t) = ch.tracks.get_mut(&Key::Command(id)) {
-                            t.desired = Some(Shape::Clear);
+                            t.set_desired(Shape::Clear);
                         }
                     }
                     self.fallback_dirty = true;
@@ -769,7 +787,7 @@ impl Controller {
                     if ch.spec != *s {
                         ch.spec = s.clone();
                         if let Some(t) = ch.tracks.get_mut(&Key::Max) {
-                            t.desired = Some(Shape::Max(max_limit(s)));
+                            t.set_desired(Shape::Max(max_limit(s)));
                         }
                     }
                 }
@@ -1049,6 +1067,7 @@ impl Controller {
                 }
                 let p = t.pending.take().expect("checked");
                 t.suspect = None;
+                t.settled = t.desired.as_ref() == Some(&p.shape);
                 if let Key::Tx(c) = key {
                     // The pair replaced the connector's guard (same chargingProfileId).
                     ch.stale_guards.remove(&c);
@@ -1259,7 +1278,10 @@ impl Controller {
             if let Some(ch) = self.chargers.get_mut(&f.charger) {
                 let hourly: [f64; 24] =
                     std::array::from_fn(|h| profile::amps_to_unit(&ch.spec, f.amps_by_hour[h]));
-                ch.tracks.entry(Key::Default).or_default().desired = Some(Shape::Default(hourly));
+                ch.tracks
+                    .entry(Key::Default)
+                    .or_default()
+                    .set_desired(Shape::Default(hourly));
             }
         }
         let slot_len = self.slot_len();
@@ -1287,8 +1309,10 @@ impl Controller {
                 if let Some(ch) = self.chargers.get_mut(&f.charger) {
                     let hourly: [f64; 24] =
                         std::array::from_fn(|h| profile::amps_to_unit(&ch.spec, f.amps_by_hour[h]));
-                    ch.tracks.entry(Key::Command(*id)).or_default().desired =
-                        Some(Shape::Command {
+                    ch.tracks
+                        .entry(Key::Command(*id))
+                        .or_default()
+                        .set_desired(Shape::Command {
                             from: c.start,
                             to: c.end,
                             level: c.stack_level,
@@ -1352,12 +1376,15 @@ impl Controller {
                 }
                 periods.push((start.max(now), limit));
             }
-            ch.tracks.entry(Key::Tx(s.connector)).or_default().desired = Some(Shape::Tx(TxShape {
-                transaction_id: *tx,
-                start: now,
-                periods,
-                valid_to: solved.valid_to,
-            }));
+            ch.tracks
+                .entry(Key::Tx(s.connector))
+                .or_default()
+                .set_desired(Shape::Tx(TxShape {
+                    transaction_id: *tx,
+                    start: now,
+                    periods,
+                    valid_to: solved.valid_to,
+                }));
         }
         let first_powers = solved
             .sessions
@@ -1783,37 +1810,40 @@ impl Controller {
     fn sync(&mut self, now: i64) {
         let mut sends: Vec<(ChargePointId, Key, Shape, bool)> = Vec::new();
         let mut increases: Vec<(ChargePointId, Key, Shape)> = Vec::new();
+        let mut settled: Vec<(ChargePointId, Key)> = Vec::new();
         let mut blocked = false;
         for (id, ch) in &self.chargers {
             if !ch.connected {
                 continue;
             }
             for (key, tr) in &ch.tracks {
-                let Some(desired) = &tr.desired else { continue };
                 if let Some(p) = &tr.pending {
-                    if p.decrease
-                        || self
-                            .change(ch, key_connector(*key), desired, Some(&p.shape), now)
-                            .0
-                            != Change::Equal
-                    {
-                        blocked = true;
-                    }
+                    blocked |= p.decrease || p.obsolete;
                     continue;
                 }
-                if now < tr.next_try {
+                if tr.settled || now < tr.next_try {
                     continue;
                 }
+                let Some(desired) = &tr.desired else { continue };
                 let (c, min) =
                     self.change(ch, key_connector(*key), desired, tr.accepted.as_ref(), now);
                 match c {
-                    Change::Equal => {}
+                    Change::Equal => settled.push((id.clone(), *key)),
                     Change::Decrease => sends.push((id.clone(), *key, desired.clone(), true)),
                     Change::Mixed => {
                         sends.push((id.clone(), *key, min.expect("mixed has a min"), true))
                     }
                     Change::Increase => increases.push((id.clone(), *key, desired.clone())),
                 }
+            }
+        }
+        for (id, key) in settled {
+            if let Some(t) = self
+                .chargers
+                .get_mut(&id)
+                .and_then(|c| c.tracks.get_mut(&key))
+            {
+                t.settled = true;
             }
         }
         if sends.is_empty() && !blocked {
@@ -1877,6 +1907,7 @@ impl Controller {
                 shape,
                 sent: now,
                 decrease,
+                obsolete: false,
             });
         }
         self.requests.insert(request, (id.clone(), key));
