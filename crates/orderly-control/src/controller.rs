@@ -413,7 +413,7 @@ struct CommandState {
     reported: usize,
     done: bool,
     cancelled: bool,
-    /// Stack level of its TxDefaultProfile: the lowest not taken by an overlapping command.
+    /// Stack level of its TxDefaultProfile: the lowest not taken by a command not yet ended.
     stack_level: i64,
 }
 
@@ -827,7 +827,10 @@ impl Controller {
         let taken: Vec<i64> = self
             .commands
             .values()
-            .filter(|c| c.command.id != id && c.active() && c.start < end && start < c.end)
+            // Not only overlapping windows: a charge point replaces a held profile of the same
+            // stack level and purpose, so a later command on the same level would erase an
+            // earlier one still to come or in force.
+            .filter(|c| c.command.id != id && c.active() && c.end > now)
             .map(|c| c.stack_level)
             .collect();
         let stack_level = (1..=profile::MAX_COMMAND_STACK_LEVEL)

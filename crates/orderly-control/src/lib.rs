@@ -35,7 +35,7 @@
 //! running car may leave and another arrive), each capped by the ChargePointMaxProfile. How:
 //! - every charger holds a TxDefaultProfile (connector 0, stack level 0, daily) from
 //!   [`fallback::fallback_limits`], whose sum is within the capacity of every local hour; a
-//!   grid command adds one at stack level 1 (higher if windows overlap) for its window;
+//!   grid command adds one at stack level 1 (2, 3, … while earlier commands are pending) for its window;
 //! - a TxProfile (connector `c`, stack level 0, the plan's limits until `validTo`) always goes
 //!   with a *guard*: a TxDefaultProfile on connector `c` at stack level 9 with the same periods
 //!   and `validTo` (an addition to the session contract: without it a car swapped in on that

@@ -31,9 +31,9 @@ pub fn guard_profile_id(connector: i32) -> i64 {
 /// [`MAX_COMMAND_STACK_LEVEL`]).
 pub const GUARD_STACK_LEVEL: i64 = 9;
 
-/// Commands whose windows overlap get stack levels 1, 2, … up to this: a charge point replaces a
-/// profile of the same stack level and purpose on the same connector, so two overlapping
-/// commands on one level would erase each other.
+/// Commands not yet ended get stack levels 1, 2, … up to this: a charge point replaces a
+/// profile of the same stack level and purpose on the same connector, so two pending commands
+/// on one level would erase each other.
 pub const MAX_COMMAND_STACK_LEVEL: i64 = 8;
 
 /// chargingProfileId of the TxProfile on `connector`.

@@ -326,7 +326,7 @@ fn ev() -> impl Strategy<Value = Ev> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     /// Invariant S: at a random instant the platform stops answering; whether or not the
     /// requests in flight reach the charge points, the worst case of what they hold (each
