@@ -41,7 +41,14 @@ pub fn default_tariff() -> Vec<f64> {
     }
     minutes
         .chunks(60)
-        .map(|hour| hour.iter().sum::<f64>() / 60.0)
+        .map(|hour| {
+            // Exact when the hour has one price (every band here starts on the hour).
+            if hour.iter().all(|p| *p == hour[0]) {
+                hour[0]
+            } else {
+                hour.iter().sum::<f64>() / 60.0
+            }
+        })
         .collect()
 }
 

@@ -1,6 +1,10 @@
 //! Test harness: the real server in-process on an ephemeral port over a fresh database, an HTTP
 //! client for the API, and a minimal OCPP-J charge point on tokio-tungstenite.
 
+/// Tests of the closed loop (communities, wishes, grid commands, controllers driving charge
+/// points); they live here to share this harness within the one test binary.
+mod closed_loop;
+
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use base64::Engine;

@@ -1,0 +1,689 @@
+//! The closed loop through the real server: communities, wishes and grid commands over the API
+//! (good and bad input, on every backend), and real controllers driving real OCPP charge points
+//! (a WebSocket client that answers the server's SetChargingProfile calls and keeps them).
+
+use super::{Backend, TestApp, WAIT, backends, spawn_app};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use futures_util::{SinkExt, StreamExt};
+use orderly_server::control::CommunityConfig;
+use orderly_server::control::settings::{BaseLoad, ChargerConfig, RateUnitSetting};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+async fn each_backend<F, Fut>(scenario: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for backend in backends() {
+        scenario(backend).await;
+    }
+}
+
+/// A community of `rating` kW usable (pf 1, no base load) with a flat tariff, so the plan has
+/// no reason to move charging to later hours.
+fn community_body(rating: f64) -> Value {
+    json!({
+        "name": "Garden Court",
+        "rating_kva": rating,
+        "power_factor": 1.0,
+        "base_load_kw": 0.0,
+        "tariff_cny_per_kwh": vec![0.5; 24],
+    })
+}
+
+async fn put(app: &TestApp, path: &str, body: Value) -> super::Reply {
+    app.api(Method::PUT, path, Some(body)).await
+}
+
+async fn delete(app: &TestApp, path: &str) -> super::Reply {
+    app.api(Method::DELETE, path, None).await
+}
+
+fn error_of(reply: &super::Reply) -> String {
+    reply.body["error"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Asserts a 4xx whose message names `field`.
+fn assert_refused(reply: &super::Reply, status: StatusCode, field: &str) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert!(
+        error_of(reply).contains(field),
+        "error should name {field}: {:?}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn communities_and_chargers_are_configured_and_bad_input_changes_nothing() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend, |_| {}).await;
+        let created = put(&app, "/api/v1/communities/c1", community_body(100.0)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        assert_eq!(created.body["base_load_kw"].as_array().unwrap().len(), 24);
+        assert_eq!(created.body["timezone"], "Asia/Shanghai");
+        assert_eq!(created.body["usable_kw"], 100.0);
+
+        // Each bad field is named, and the stored community stays as it was.
+        for (patch, field) in [
+            (json!({"rating_kva": -1.0}), "rating_kva"),
+            (json!({"power_factor": 1.5}), "power_factor"),
+            (json!({"base_load_kw": [1.0, 2.0]}), "base_load_kw"),
+            (json!({"timezone": "Mars/Olympus"}), "timezone"),
+            (json!({"tariff_cny_per_kwh": [0.5]}), "tariff_cny_per_kwh"),
+            (json!({"default_stay_hours": 0.0}), "default_stay_hours"),
+            (
+                json!({"community_meter": "bad id with spaces"}),
+                "community_meter",
+            ),
+            (json!({"surprise": 1}), "surprise"),
+        ] {
+            let mut body = community_body(50.0);
+            for (k, v) in patch.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let reply = put(&app, "/api/v1/communities/c1", body).await;
+            assert!(reply.status.is_client_error(), "{patch}: {:?}", reply.body);
+            assert!(
+                error_of(&reply).contains(field),
+                "{field}: {:?}",
+                reply.body
+            );
+        }
+        let bad_id = put(&app, "/api/v1/communities/bad%20id", community_body(1.0)).await;
+        assert_refused(&bad_id, StatusCode::BAD_REQUEST, "id");
+        let got = app.get("/api/v1/communities/c1").await;
+        assert_eq!(got.body["rating_kva"], 100.0);
+        let updated = put(&app, "/api/v1/communities/c1", community_body(120.0)).await;
+        assert_eq!(updated.status, StatusCode::OK);
+        assert_eq!(updated.body["rating_kva"], 120.0);
+        assert_eq!(
+            app.get("/api/v1/communities")
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            app.get("/api/v1/communities/nope").await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        // Chargers.
+        let attach =
+            json!({"community": "c1", "phases": 3, "voltage_v": 230.0, "max_current_a": 16.0});
+        assert_eq!(
+            put(&app, "/api/v1/chargers/CP1/community", attach.clone())
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        app.add_charger("CP1", None).await;
+        let unknown = put(
+            &app,
+            "/api/v1/chargers/CP1/community",
+            json!({"community": "nope"}),
+        )
+        .await;
+        assert_refused(&unknown, StatusCode::NOT_FOUND, "nope");
+        for (patch, field) in [
+            (json!({"phases": 2}), "phases"),
+            (json!({"voltage_v": 0.0}), "voltage_v"),
+            (json!({"min_current_a": 40.0}), "min_current_a"),
+            (json!({"rate_unit": "volts"}), "rate_unit"),
+        ] {
+            let mut body = attach.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let reply = put(&app, "/api/v1/chargers/CP1/community", body).await;
+            assert!(reply.status.is_client_error(), "{patch}: {:?}", reply.body);
+            assert!(
+                error_of(&reply).contains(field),
+                "{field}: {:?}",
+                reply.body
+            );
+        }
+        assert!(
+            app.get("/api/v1/communities/c1").await.body["chargers"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        let attached = put(&app, "/api/v1/chargers/CP1/community", attach).await;
+        assert_eq!(attached.status, StatusCode::OK, "{:?}", attached.body);
+        assert_eq!(attached.body["phases"], 3);
+        assert_eq!(attached.body["rate_unit"], "amperes");
+        assert!((attached.body["max_kw"].as_f64().unwrap() - 11.04).abs() < 1e-9);
+        let c1 = app.get("/api/v1/communities/c1").await;
+        assert_eq!(c1.body["chargers"][0]["id"], "CP1");
+
+        // A community with chargers stays until they are detached.
+        let refused = delete(&app, "/api/v1/communities/c1").await;
+        assert_refused(&refused, StatusCode::CONFLICT, "c1");
+        assert_eq!(
+            delete(&app, "/api/v1/chargers/CP1/community").await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            delete(&app, "/api/v1/chargers/CP1/community").await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            delete(&app, "/api/v1/communities/c1").await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            delete(&app, "/api/v1/communities/c1").await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            app.get("/api/v1/communities/c1").await.status,
+            StatusCode::NOT_FOUND
+        );
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn configured_communities_are_applied_at_start_up() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend, |config| {
+            config.communities = vec![CommunityConfig {
+                id: "demo".into(),
+                name: None,
+                rating_kva: 250.0,
+                power_factor: 0.9,
+                base_load_kw: BaseLoad::Flat(120.0),
+                timezone: None,
+                tariff_cny_per_kwh: None,
+                emergency_price_cny_per_kwh: None,
+                max_emergencies: Some(2),
+                default_stay_hours: None,
+                default_energy_kwh: None,
+                community_meter: None,
+                chargers: vec![ChargerConfig {
+                    id: "CP001".into(),
+                    phases: 1,
+                    voltage_v: 220.0,
+                    max_current_a: 32.0,
+                    min_current_a: 6.0,
+                    rate_unit: RateUnitSetting::Watts,
+                }],
+            }];
+        })
+        .await;
+        let demo = app.get("/api/v1/communities/demo").await;
+        assert_eq!(demo.status, StatusCode::OK, "{:?}", demo.body);
+        assert_eq!(demo.body["base_load_kw"][5], 120.0);
+        assert_eq!(demo.body["max_emergencies"], 2);
+        // Beijing time-of-use by default: valley at night, peak at 19:00.
+        assert_eq!(demo.body["tariff_cny_per_kwh"][3], 0.3946);
+        assert_eq!(demo.body["tariff_cny_per_kwh"][19], 1.0044);
+        assert_eq!(demo.body["chargers"][0]["id"], "CP001");
+        assert_eq!(demo.body["chargers"][0]["rate_unit"], "watts");
+        // The charger was registered, so it may connect.
+        assert_eq!(
+            app.get("/api/v1/chargers/CP001").await.status,
+            StatusCode::OK
+        );
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wishes_are_validated_and_stored() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend, |_| {}).await;
+        put(&app, "/api/v1/communities/c1", community_body(100.0)).await;
+        app.add_charger("CP1", None).await;
+        app.add_charger("LONE", None).await;
+        put(
+            &app,
+            "/api/v1/chargers/CP1/community",
+            json!({"community": "c1"}),
+        )
+        .await;
+        app.add_tag("TAG1", "Accepted", None).await;
+
+        assert_eq!(
+            put(
+                &app,
+                "/api/v1/transactions/999/wish",
+                json!({"energy_kwh": 5.0})
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND
+        );
+        let mut cp = LoopCp::connect(&app, "CP1").await;
+        cp.boot().await;
+        let tx = cp.start(1, "TAG1", 1000).await;
+        let path = format!("/api/v1/transactions/{tx}/wish");
+        for (body, field) in [
+            (json!({"departure": "2020-01-01T00:00:00Z"}), "departure"),
+            (json!({"departure": "tomorrow"}), "departure"),
+            (json!({"stay_hours": -1.0}), "stay_hours"),
+            (
+                json!({"stay_hours": 2.0, "departure": "2099-01-01T00:00:00Z"}),
+                "stay_hours",
+            ),
+            (json!({"energy_kwh": 1e9}), "energy_kwh"),
+            (json!({"target_soc_percent": 80.0}), "battery_kwh"),
+            (json!({"battery_kwh": 60.0}), "target_soc_percent"),
+            (
+                json!({"target_soc_percent": 180.0, "battery_kwh": 60.0}),
+                "target_soc_percent",
+            ),
+            (json!({"emergency": "yes"}), "emergency"),
+        ] {
+            let reply = put(&app, &path, body.clone()).await;
+            assert!(reply.status.is_client_error(), "{body}: {:?}", reply.body);
+            assert!(
+                error_of(&reply).contains(field),
+                "{field}: {:?}",
+                reply.body
+            );
+        }
+        let ok = put(&app, &path, json!({"stay_hours": 3.0, "energy_kwh": 6.0})).await;
+        assert!(
+            ok.status == StatusCode::OK || ok.status == StatusCode::ACCEPTED,
+            "{:?}",
+            ok.body
+        );
+        if ok.status == StatusCode::OK {
+            assert_eq!(ok.body["transaction_id"], tx);
+            assert_eq!(ok.body["wish"]["source"], "explicit");
+            assert_eq!(ok.body["wish"]["energy_kwh"], 6.0);
+        }
+        cp.stop(tx, 2000).await;
+        let finished = put(&app, &path, json!({"energy_kwh": 5.0})).await;
+        assert_refused(&finished, StatusCode::CONFLICT, "finished");
+
+        // A charger in no community: nothing to plan with.
+        let mut lone = LoopCp::connect(&app, "LONE").await;
+        lone.boot().await;
+        let lone_tx = lone.start(1, "TAG1", 0).await;
+        let reply = put(
+            &app,
+            &format!("/api/v1/transactions/{lone_tx}/wish"),
+            json!({"energy_kwh": 5.0}),
+        )
+        .await;
+        assert_refused(&reply, StatusCode::CONFLICT, "no community");
+
+        // Id-tag defaults.
+        let defaults = "/api/v1/id-tags/TAG1/wish-defaults";
+        let unknown = put(
+            &app,
+            "/api/v1/id-tags/NOPE/wish-defaults",
+            json!({"energy_kwh": 5.0}),
+        )
+        .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        for (body, field) in [
+            (json!({"departure_local": "25:00"}), "departure_local"),
+            (json!({"departure_local": "7:30"}), "departure_local"),
+            (json!({"energy_kwh": -2.0}), "energy_kwh"),
+            (
+                json!({"departure_local": "07:30", "stay_hours": 3.0}),
+                "stay_hours",
+            ),
+        ] {
+            let reply = put(&app, defaults, body.clone()).await;
+            assert_refused(&reply, StatusCode::BAD_REQUEST, field);
+        }
+        assert_eq!(app.get(defaults).await.status, StatusCode::NOT_FOUND);
+        let body = json!({"departure_local": "07:30", "energy_kwh": 12.0});
+        assert_eq!(
+            put(&app, defaults, body.clone()).await.status,
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            put(&app, defaults, body.clone()).await.status,
+            StatusCode::OK
+        );
+        let got = app.get(defaults).await;
+        assert_eq!(got.body["departure_local"], "07:30");
+        assert_eq!(got.body["energy_kwh"], 12.0);
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn grid_commands_are_validated_recorded_and_cancelled() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend, |_| {}).await;
+        put(&app, "/api/v1/communities/c1", community_body(100.0)).await;
+        let path = "/api/v1/communities/c1/grid-commands";
+        for (body, field) in [
+            (json!({"kind": "limit", "kw": -1.0, "duration_minutes": 30}), "kw"),
+            (json!({"kind": "shed", "kw": 1.0, "duration_minutes": 30}), "kind"),
+            (json!({"kind": "limit", "kw": 1.0}), "end"),
+            (json!({"kind": "limit", "kw": 1.0, "duration_minutes": 0}), "duration_minutes"),
+            (json!({"kind": "limit", "kw": 1.0, "duration_minutes": 5, "end": "2099-01-01T00:00:00Z"}), "duration_minutes"),
+            (json!({"kind": "limit", "kw": 1.0, "start": "2099-01-02T00:00:00Z", "end": "2099-01-01T00:00:00Z"}), "end"),
+            (json!({"kind": "limit", "kw": 1.0, "start": "2020-01-01T00:00:00Z", "end": "2020-01-01T01:00:00Z"}), "end"),
+        ] {
+            let reply = app.post(path, body.clone()).await;
+            assert!(reply.status.is_client_error(), "{body}: {:?}", reply.body);
+            assert!(error_of(&reply).contains(field), "{field}: {:?}", reply.body);
+        }
+        assert!(app.get(path).await.body.as_array().unwrap().is_empty());
+        let unknown = app
+            .post("/api/v1/communities/nope/grid-commands", json!({"kind": "limit", "kw": 1.0, "duration_minutes": 30}))
+            .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+        let now_cmd = app.post(path, json!({"kind": "limit", "kw": 20.0, "duration_minutes": 60})).await;
+        assert_eq!(now_cmd.status, StatusCode::CREATED, "{:?}", now_cmd.body);
+        assert_eq!(now_cmd.body["status"], "active");
+        assert_eq!(now_cmd.body["kind"], "limit");
+        assert_eq!(now_cmd.body["community"], "c1");
+        assert_eq!(now_cmd.body["source"]["source"], "api");
+        let later = app
+            .post(path, json!({"kind": "reduce", "kw": 5.0, "start": "2099-01-01T00:00:00Z", "end": "2099-01-01T02:00:00Z"}))
+            .await;
+        assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.body);
+        assert_eq!(later.body["status"], "scheduled");
+        assert_eq!(app.get(path).await.body.as_array().unwrap().len(), 2);
+        let id = later.body["id"].as_i64().unwrap();
+        let one = app.get(&format!("/api/v1/grid-commands/{id}")).await;
+        assert_eq!(one.body["kw"], 5.0);
+        let cancelled = delete(&app, &format!("/api/v1/grid-commands/{id}")).await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+        assert_eq!(cancelled.body["status"], "cancelled");
+        let again = delete(&app, &format!("/api/v1/grid-commands/{id}")).await;
+        assert_refused(&again, StatusCode::CONFLICT, "cancelled");
+        assert_eq!(app.get("/api/v1/grid-commands/4242").await.status, StatusCode::NOT_FOUND);
+        assert_eq!(delete(&app, "/api/v1/grid-commands/4242").await.status, StatusCode::NOT_FOUND);
+        app.stop().await;
+    })
+    .await;
+}
+
+// ----- the loop with a real controller -----------------------------------------------------
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An OCPP 1.6 charge point that accepts every SetChargingProfile / ClearChargingProfile and
+/// keeps the profiles it got, in order.
+struct LoopCp {
+    ws: Ws,
+    next_id: u64,
+    /// csChargingProfiles of every SetChargingProfile received (with connectorId added).
+    profiles: Vec<Value>,
+    seen: usize,
+}
+
+impl LoopCp {
+    async fn connect(app: &TestApp, id: &str) -> Self {
+        let mut request = app.ws_url(id).into_client_request().unwrap();
+        request.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("ocpp1.6"),
+        );
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        Self {
+            ws,
+            next_id: 1,
+            profiles: Vec::new(),
+            seen: 0,
+        }
+    }
+
+    /// Next frame; server CALLs are answered (and profiles kept) and returned too.
+    async fn frame(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame from the server in time")
+                .expect("connection open")
+                .expect("frame");
+            if let Some(frame) = self.on_message(message).await {
+                return frame;
+            }
+        }
+    }
+
+    /// A text frame parsed; a server CALL is answered Accepted (a profile kept) first.
+    async fn on_message(&mut self, message: Message) -> Option<Value> {
+        let Message::Text(text) = message else {
+            return None;
+        };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame[0] == 2 {
+            if frame[2] == "SetChargingProfile" {
+                let mut profile = frame[3]["csChargingProfiles"].clone();
+                profile["connectorId"] = frame[3]["connectorId"].clone();
+                self.profiles.push(profile);
+            }
+            let answer = json!([3, frame[1], {"status": "Accepted"}]).to_string();
+            self.ws.send(Message::text(answer)).await.unwrap();
+        }
+        Some(frame)
+    }
+
+    async fn call(&mut self, action: &str, payload: Value) -> Value {
+        let id = format!("cp{}", self.next_id);
+        self.next_id += 1;
+        let text = json!([2, id, action, payload]).to_string();
+        self.ws.send(Message::text(text)).await.unwrap();
+        loop {
+            let frame = self.frame().await;
+            if frame[0] != 2 && frame[1] == json!(id) {
+                assert_eq!(frame[0], 3, "{action} answered with {frame}");
+                return frame[2].clone();
+            }
+        }
+    }
+
+    async fn boot(&mut self) {
+        let r = self
+            .call(
+                "BootNotification",
+                json!({"chargePointVendor": "Acme", "chargePointModel": "Loop"}),
+            )
+            .await;
+        assert_eq!(r["status"], "Accepted");
+    }
+
+    async fn start(&mut self, connector: i64, tag: &str, meter: i64) -> i64 {
+        let now = jiff::Timestamp::now().to_string();
+        let r = self
+            .call(
+                "StartTransaction",
+                json!({"connectorId": connector, "idTag": tag, "meterStart": meter, "timestamp": now}),
+            )
+            .await;
+        r["transactionId"].as_i64().unwrap()
+    }
+
+    async fn stop(&mut self, tx: i64, meter: i64) {
+        let now = jiff::Timestamp::now().to_string();
+        self.call(
+            "StopTransaction",
+            json!({"transactionId": tx, "meterStop": meter, "timestamp": now}),
+        )
+        .await;
+    }
+
+    /// The next profile received (after those already returned) matching `pred`; on timeout
+    /// the failure lists every profile received.
+    async fn profile_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            while self.seen < self.profiles.len() {
+                let p = self.profiles[self.seen].clone();
+                self.seen += 1;
+                if pred(&p) {
+                    return p;
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(Some(Ok(message))) => self.on_message(message).await,
+                other => panic!(
+                    "no {what} in time ({other:?}); profiles received: {:#}",
+                    Value::Array(self.profiles.clone())
+                ),
+            };
+        }
+    }
+}
+
+impl LoopCp {
+    /// Waits until the latest TxProfile the charge point holds satisfies `pred` (it may hold
+    /// it already: an unchanged plan is not sent again); returns that profile.
+    async fn holds_tx_profile(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(latest) = self
+                .profiles
+                .iter()
+                .rev()
+                .find(|p| purpose(p) == "TxProfile")
+                && pred(latest)
+            {
+                return latest.clone();
+            }
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(Some(Ok(message))) => self.on_message(message).await,
+                other => panic!(
+                    "no {what} in time ({other:?}); profiles received: {:#}",
+                    Value::Array(self.profiles.clone())
+                ),
+            };
+        }
+    }
+}
+
+fn purpose(p: &Value) -> &str {
+    p["chargingProfilePurpose"].as_str().unwrap_or_default()
+}
+
+fn first_limit(p: &Value) -> f64 {
+    p["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+        .as_f64()
+        .unwrap()
+}
+
+async fn loop_app(backend: Backend, rating_kw: f64) -> TestApp {
+    let app = spawn_app(backend, |_| {}).await;
+    let reply = put(&app, "/api/v1/communities/c1", community_body(rating_kw)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    app.add_charger("CP1", None).await;
+    let reply = put(
+        &app,
+        "/api/v1/chargers/CP1/community",
+        json!({"community": "c1", "phases": 1, "voltage_v": 220.0, "max_current_a": 32.0}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    app.add_tag("TAG1", "Accepted", None).await;
+    app
+}
+
+#[tokio::test]
+async fn a_booted_charger_gets_its_hardware_limit_and_safe_fallback() {
+    each_backend(|backend| async move {
+        let app = loop_app(backend, 100.0).await;
+        let mut cp = LoopCp::connect(&app, "CP1").await;
+        cp.boot().await;
+        let max = cp
+            .profile_where("ChargePointMaxProfile", |p| {
+                purpose(p) == "ChargePointMaxProfile"
+            })
+            .await;
+        assert_eq!(max["connectorId"], 0);
+        assert_eq!(max["chargingSchedule"]["chargingRateUnit"], "A");
+        assert_eq!(first_limit(&max), 32.0);
+        let fallback = cp
+            .profile_where("TxDefaultProfile", |p| purpose(p) == "TxDefaultProfile")
+            .await;
+        assert_eq!(fallback["connectorId"], 0);
+        // One charger of 7 kW under 100 kW: its fallback is within both.
+        let limits: Vec<f64> = fallback["chargingSchedule"]["chargingSchedulePeriod"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["limit"].as_f64().unwrap())
+            .collect();
+        assert!(!limits.is_empty());
+        assert!(
+            limits.iter().all(|l| (0.0..=32.0).contains(l)),
+            "{limits:?}"
+        );
+        let plan = app.get("/api/v1/communities/c1/plan").await;
+        assert_eq!(plan.status, StatusCode::OK, "{:?}", plan.body);
+        assert_eq!(plan.body["chargers"][0]["id"], "CP1");
+        assert_eq!(plan.body["chargers"][0]["connected"], true);
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_transaction_gets_a_tx_profile_a_wish_replans_and_a_grid_command_lowers_it() {
+    each_backend(|backend| async move {
+        let app = loop_app(backend, 100.0).await;
+        let mut cp = LoopCp::connect(&app, "CP1").await;
+        cp.boot().await;
+        let tx = cp.start(1, "TAG1", 0).await;
+        let first = cp
+            .profile_where("TxProfile", |p| purpose(p) == "TxProfile")
+            .await;
+        assert_eq!(first["transactionId"], tx);
+        assert_eq!(first["connectorId"], 1);
+        assert_eq!(first["chargingProfileKind"], "Absolute");
+
+        // Leaving in an hour wanting 6 kWh: the plan must charge at (nearly) full rate now.
+        let path = format!("/api/v1/transactions/{tx}/wish");
+        let wish = put(&app, &path, json!({"stay_hours": 1.0, "energy_kwh": 6.0})).await;
+        assert_eq!(wish.status, StatusCode::OK, "{:?}", wish.body);
+        assert_eq!(wish.body["transaction_id"], tx);
+        assert_eq!(wish.body["wish"]["source"], "explicit");
+        assert_eq!(wish.body["wish"]["energy_kwh"], 6.0);
+        let expected = wish.body["expected_energy_by_departure_kwh"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            expected > 5.9,
+            "6 kWh fit in an hour at 7 kW: {:?}",
+            wish.body
+        );
+        let urgent = cp
+            .holds_tx_profile("TxProfile at >= 25 A", |p| first_limit(p) >= 25.0)
+            .await;
+        assert_eq!(urgent["transactionId"], tx);
+        let plan = app.get("/api/v1/communities/c1/plan").await;
+        assert_eq!(plan.body["sessions"][0]["transaction_id"], tx);
+
+        // A 2 kW limit on the community: the charger's live limit drops to 2 kW / 220 V.
+        let command = app
+            .post(
+                "/api/v1/communities/c1/grid-commands",
+                json!({"kind": "limit", "kw": 2.0, "duration_minutes": 60}),
+            )
+            .await;
+        assert_eq!(command.status, StatusCode::CREATED, "{:?}", command.body);
+        let lowered = cp
+            .holds_tx_profile("TxProfile within 2 kW", |p| {
+                first_limit(p) <= 2000.0 / 220.0 + 1e-9
+            })
+            .await;
+        assert!(first_limit(&lowered) < first_limit(&urgent));
+        app.stop().await;
+    })
+    .await;
+}
