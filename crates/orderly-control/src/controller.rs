@@ -1101,7 +1101,21 @@ impl Controller {
                 }
             }
         }
-        self.sync(now);
+        // What an answer can let through is the increases (a mixed change's second half is one
+        // too): they wait for the last blocking request, so one pass then is enough; anything
+        // else (retries, the re-plan after a failure) runs at the next timeout.
+        if !self.any_blocking() {
+            self.sync(now);
+        }
+    }
+
+    /// Whether a decrease, or a request the plan no longer wants, is in flight.
+    fn any_blocking(&self) -> bool {
+        self.chargers.values().filter(|c| c.connected).any(|c| {
+            c.tracks
+                .values()
+                .any(|t| t.pending.as_ref().is_some_and(|p| p.decrease || p.obsolete))
+        })
     }
 
     /// When `handle_timeout` must next be called.
