@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -47,27 +48,60 @@ from smart import (
 log = logging.getLogger("community")
 
 
+async def cancel_all(tasks: list[asyncio.Task]) -> None:
+    """Cancel and reap; re-cancel what is still running (Python 3.11's wait_for can
+    swallow a cancellation that races with its inner future completing)."""
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(20):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warnings
+    assert not pending, f"tasks would not stop: {pending}"
+
+
 class ProtocolClock:
-    """Protocol time = calibration instant's protocol time + real elapsed × speed."""
+    """Protocol time = offset + real (monotonic) time × speed.
+
+    The server stamps currentTime when it receives a request, i.e. after we sent
+    it: `currentTime − sent × speed` is an upper bound of the offset (and
+    `currentTime − received × speed` a lower one). The clock takes the least upper
+    bound seen (every BootNotification refines it), so it reads the server's time
+    or a hair later — never earlier. A charge point whose clock lags would see
+    each refreshed profile's startSchedule (the server's "now") still in the
+    future and fall back to its TxDefaultProfile for that lag; here the lag is
+    the server's business only (see `clock_skew_s`)."""
 
     def __init__(self, speed: float):
         self.speed = speed
-        self._base_proto: float | None = None
-        self._base_mono = 0.0
+        self._offset: float | None = None
+        self._lower: float = -math.inf
+        # Protocol seconds this clock runs behind the server (to test the server's
+        # tolerance of a lagging charger clock); 0: synchronised.
+        self.clock_skew_s = 0.0
 
     @property
     def calibrated(self) -> bool:
-        return self._base_proto is not None
+        return self._offset is not None
 
     def calibrate(self, current_time: str, mono_sent: float, mono_received: float) -> None:
-        if self._base_proto is None:
-            # The server stamped currentTime somewhere between send and receive.
-            self._base_proto = ts(current_time)
-            self._base_mono = (mono_sent + mono_received) / 2.0
+        upper = ts(current_time) - mono_sent * self.speed
+        self._lower = max(self._lower, ts(current_time) - mono_received * self.speed)
+        if self._offset is None or upper < self._offset:
+            self._offset = upper
+
+    @property
+    def uncertainty_s(self) -> float:
+        """Protocol seconds the clock may be ahead of the server's."""
+        return 0.0 if self._offset is None else self._offset - self._lower
 
     def at(self, mono: float) -> float:
-        assert self._base_proto is not None, "clock not calibrated (no BootNotification yet)"
-        return self._base_proto + (mono - self._base_mono) * self.speed
+        assert self._offset is not None, "clock not calibrated (no BootNotification yet)"
+        return self._offset + mono * self.speed - self.clock_skew_s
 
     def now(self) -> float:
         return self.at(time.monotonic())
@@ -163,6 +197,7 @@ class VirtualChargePoint(ChargePoint):
         self._profile_changed = asyncio.Event()
         # A car whose StartTransaction is on the wire: (car, start time).
         self._starting: tuple[Car, float] | None = None
+        self._stopping = False
 
     # ---- state ----------------------------------------------------------
 
@@ -281,7 +316,7 @@ class VirtualChargePoint(ChargePoint):
         self._wake.set()
 
     async def _physics(self) -> None:
-        while True:
+        while not self._stopping:
             targets = [x for x in (self._next_internal(self.t), self._next_meter) if x is not None]
             v = self.visit
             if v is not None and v.car.departure is not None:
@@ -337,7 +372,7 @@ class VirtualChargePoint(ChargePoint):
     async def _sender(self) -> None:
         # MeterValues go out in order, one CALL at a time; once the server is gone
         # they are dropped (the tests read what was sent from `meters`).
-        while True:
+        while not self._stopping:
             req = await self._outbox.get()
             if not self.online:
                 continue
@@ -435,11 +470,9 @@ class VirtualChargePoint(ChargePoint):
         return v
 
     async def stop_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._stopping = True
+        self._wake.set()
+        await cancel_all(self._tasks)
 
     async def wait_profile(self, pred: Callable[[VirtualChargePoint], bool], what: str, timeout: float = EVENT_TIMEOUT):
         """Wait until `pred(self)` holds, re-checked after every profile change."""
@@ -671,14 +704,10 @@ class Fleet:
     async def close(self) -> None:
         for cp in self:
             await cp.stop_tasks()
-        for task in self._loops:
-            task.cancel()
-        for task in self._loops:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._loops)
         for ws in self._sockets:
             with contextlib.suppress(Exception):
-                await ws.close()
+                await asyncio.wait_for(ws.close(), 5.0)
 
     # ---- checks ---------------------------------------------------------
 
@@ -745,10 +774,15 @@ class Fleet:
 
 
 def summarize_profiles(cp: VirtualChargePoint) -> str:
+    def span(p: dict) -> str:
+        start = p["chargingSchedule"].get("startSchedule")
+        return (f" start={start}" if start and p["chargingProfileKind"] != "Recurring" else "") + (
+            f" valid=[{p.get('validFrom')}, {p.get('validTo')})" if p.get("validFrom") or p.get("validTo") else "")
+
     return "; ".join(
         f"c{h.connector} id{h.profile['chargingProfileId']} {h.profile['chargingProfilePurpose']}"
-        f"/sl{h.profile['stackLevel']} {h.profile['chargingSchedule']['chargingRateUnit']} "
-        f"{[(p['startPeriod'], p['limit']) for p in h.profile['chargingSchedule']['chargingSchedulePeriod']][:6]}"
+        f"/sl{h.profile['stackLevel']}{span(h.profile)} {h.profile['chargingSchedule']['chargingRateUnit']} "
+        f"{[(p['startPeriod'], float(p['limit'])) for p in h.profile['chargingSchedule']['chargingSchedulePeriod']][:8]}"
         for h in cp.store.held
     )
 
