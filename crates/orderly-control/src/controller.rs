@@ -1453,14 +1453,17 @@ impl Controller {
                 }
             }
         }
-        // Every TxProfile of this plan expires at the same instant, on a grid of the re-plan
-        // interval, so consecutive re-plans produce identical profiles when nothing changed
-        // (and those are not sent again) and no charger's plan outlives another's.
+        // Every TxProfile (and guard) of this plan expires at the same instant, on a grid of
+        // `validity − 2 × interval` (at least the interval): consecutive re-plans within one
+        // grid step produce identical profiles when nothing changed, and those are not sent
+        // again; the expiry stays at least two re-plan intervals ahead, so a profile is renewed
+        // before it lapses even if one re-plan is late; and no charger's plan outlives another's.
         let validity = self.config.profile_validity.as_secs().max(1);
         let interval = self.config.replan_interval.as_secs().max(1);
         let valid_to = if validity >= 2 * interval {
+            let grid = interval.max(validity - 2 * interval);
             let v = now + validity;
-            v - v.rem_euclid(interval)
+            v - v.rem_euclid(grid)
         } else {
             now + validity
         };
