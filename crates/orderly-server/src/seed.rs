@@ -374,6 +374,7 @@ async fn seed(store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
                             standard: "GB/T".into(),
                             max_power_kw: Some(rated),
                         }],
+                        maintainer: Some("GridCo Charging service team".into()),
                     },
                     now,
                 )

@@ -66,6 +66,7 @@ pub mod registry;
 mod rows;
 mod secrets;
 pub mod types;
+pub mod upkeep;
 pub mod users;
 mod writer;
 
@@ -90,6 +91,9 @@ pub use registry::{
     RegistryConnector, RegistryEvent, Tenure, Transfer, TransferDecision, TransferState,
 };
 pub use types::*;
+pub use upkeep::{
+    Cover, FaultReport, Finding, Inspection, NewFinding, NewPolicy, Policy, PolicyKind,
+};
 pub use users::{NewSession, NewUser, Role, Scope, UserRecord, UserUpdate};
 
 use ops::{Op, Outcome};

@@ -185,6 +185,9 @@ pub struct ChargerFacts {
     pub rated_power_kw: Option<f64>,
     pub phases: Option<u8>,
     pub connectors: Vec<RegistryConnector>,
+    /// Who maintains it (company or person, as text).
+    #[serde(default)]
+    pub maintainer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -318,7 +321,7 @@ macro_rules! check {
     };
 }
 
-async fn exists(
+pub(crate) async fn exists(
     conn: &mut AnyConnection,
     sql: &'static str,
     id: &str,
@@ -330,7 +333,7 @@ async fn exists(
         .is_some())
 }
 
-async fn emit(
+pub(crate) async fn emit(
     conn: &mut AnyConnection,
     at: Timestamp,
     kind: &str,
@@ -415,7 +418,7 @@ async fn check_bay(conn: &mut AnyConnection, input: &BayInput) -> Result<Result<
 
 const REGISTRATION_COLUMNS: &str = "charger_id, community_id, bay_id, kind, owner_user_id, \
     operator, model, rated_power_kw, phases, lifecycle, lifecycle_at_ms, created_at_ms, \
-    updated_at_ms";
+    updated_at_ms, maintainer";
 
 async fn registration(
     conn: &mut AnyConnection,
@@ -455,6 +458,7 @@ async fn registration(
                 rated_power_kw: get(row, "rated_power_kw")?,
                 phases: phases.and_then(|p| u8::try_from(p).ok()),
                 connectors,
+                maintainer: get(row, "maintainer")?,
             },
             lifecycle: get::<String>(row, "lifecycle")?.parse().map_err(corrupt)?,
             lifecycle_at: ts(row, "lifecycle_at_ms")?,
@@ -919,7 +923,8 @@ async fn put_charger_facts(
         sqlx::query(
             "INSERT INTO charger_registry (charger_id, community_id, bay_id, kind, owner_user_id, \
              operator, model, rated_power_kw, phases, lifecycle, lifecycle_at_ms, created_at_ms, \
-             updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'planned', $10, $11, $12)",
+             updated_at_ms, maintainer) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'planned', $10, $11, $12, $13)",
         )
         .bind(charger_id)
         .bind(facts.community_id.as_deref())
@@ -933,6 +938,7 @@ async fn put_charger_facts(
         .bind(ms(now))
         .bind(ms(now))
         .bind(ms(now))
+        .bind(facts.maintainer.as_deref())
         .execute(&mut *conn)
         .await?;
     } else {
@@ -950,7 +956,7 @@ async fn put_charger_facts(
         sqlx::query(
             "UPDATE charger_registry SET community_id = $1, bay_id = $2, kind = $3, \
              owner_user_id = $4, operator = $5, model = $6, rated_power_kw = $7, phases = $8, \
-             updated_at_ms = $9 WHERE charger_id = $10",
+             updated_at_ms = $9, maintainer = $10 WHERE charger_id = $11",
         )
         .bind(facts.community_id.as_deref())
         .bind(facts.bay_id)
@@ -961,6 +967,7 @@ async fn put_charger_facts(
         .bind(facts.rated_power_kw)
         .bind(facts.phases.map(i64::from))
         .bind(ms(now))
+        .bind(facts.maintainer.as_deref())
         .bind(charger_id)
         .execute(&mut *conn)
         .await?;

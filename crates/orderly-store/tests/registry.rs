@@ -53,6 +53,7 @@ fn facts(community: &str, owner: Option<&str>) -> ChargerFacts {
             standard: "GB/T".into(),
             max_power_kw: Some(7.0),
         }],
+        maintainer: Some("GridCo Service".into()),
     }
 }
 

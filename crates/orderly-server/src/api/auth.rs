@@ -61,6 +61,12 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/transactions",
     "/api/v1/transactions/{id}",
     "/api/v1/transactions/{id}/meter-values",
+    "/api/v1/registry/chargers/{id}/insurance",
+    "/api/v1/insurance/alerts",
+    "/api/v1/registry/chargers/{id}/faults",
+    "/api/v1/faults/{id}/resolve",
+    "/api/v1/registry/communities/{id}/inspections",
+    "/api/v1/findings/{id}/follow-up",
 ];
 
 /// The authenticated caller: a user (login session) or an admin token.

@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod operations;
 pub mod registry;
 pub mod transactions;
+pub mod upkeep;
 pub mod users;
 pub mod wishes;
 
@@ -62,6 +63,8 @@ pub const BEARER: &str = "bearer";
         (name = "users", description = "Users, roles, scopes, login sessions"),
         (name = "registry", description = "Districts, communities, parking bays, chargers' \
                                            registry facts, lifecycle, transfers, change events"),
+        (name = "upkeep", description = "Insurance policies and cover alerts, fault reports, \
+                                         inspection rounds with findings and follow-up"),
         (name = "communities", description = "Communities (transformer, base load, tariff), their chargers and plan"),
         (name = "wishes", description = "Residents' wishes: departure, energy, emergency"),
         (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
@@ -116,6 +119,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(lifecycle::get))
         .routes(routes!(lifecycle::decide))
         .routes(routes!(registry::events))
+        .routes(routes!(upkeep::insurance, upkeep::add_policy))
+        .routes(routes!(upkeep::alerts))
+        .routes(routes!(upkeep::faults, upkeep::report_fault))
+        .routes(routes!(upkeep::resolve_fault))
+        .routes(routes!(upkeep::inspections, upkeep::add_inspection))
+        .routes(routes!(upkeep::follow_up))
         .routes(routes!(communities::list))
         .routes(routes!(
             communities::get,

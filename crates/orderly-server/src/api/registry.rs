@@ -579,6 +579,8 @@ pub struct ChargerFactsDto {
     pub phases: Option<u8>,
     #[serde(default)]
     pub connectors: Vec<RegistryConnectorDto>,
+    /// Who maintains it (company or person).
+    pub maintainer: Option<String>,
 }
 
 impl ChargerFactsDto {
@@ -587,6 +589,7 @@ impl ChargerFactsDto {
             ("community_id", &self.community_id, 64),
             ("operator", &self.operator, 200),
             ("model", &self.model, 200),
+            ("maintainer", &self.maintainer, 200),
         ] {
             if let Some(v) = value {
                 check_text(field, v, max)?;
@@ -639,6 +642,7 @@ impl ChargerFactsDto {
                     max_power_kw: c.max_power_kw,
                 })
                 .collect(),
+            maintainer: self.maintainer,
         })
     }
 }
@@ -655,6 +659,7 @@ pub struct ChargerRegistrationDto {
     pub rated_power_kw: Option<f64>,
     pub phases: Option<u8>,
     pub connectors: Vec<RegistryConnectorDto>,
+    pub maintainer: Option<String>,
     pub lifecycle: LifecycleDto,
     #[schema(value_type = String, format = DateTime)]
     pub lifecycle_at: Timestamp,
@@ -688,6 +693,7 @@ impl ChargerRegistrationDto {
                     max_power_kw: c.max_power_kw,
                 })
                 .collect(),
+            maintainer: r.facts.maintainer,
             lifecycle: r.lifecycle.into(),
             lifecycle_at: r.lifecycle_at,
             connected,

@@ -1256,3 +1256,165 @@ async fn a_resident_sees_only_their_own_sessions() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn insurance_faults_and_inspections() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend, |_| {}).await;
+        district(&app, "D1").await;
+        community(&app, "A", "D1").await;
+        community(&app, "B", "D1").await;
+        let alice = user(&app, "alice", "charger_owner", json!([]), json!([])).await;
+        let op_a = user(&app, "op_a", "operator", json!([{ "kind": "community", "id": "A" }]), json!([])).await;
+        let pm_a = user(&app, "pm_a", "property_manager", json!([{ "kind": "community", "id": "A" }]), json!([])).await;
+        let pm_b = user(&app, "pm_b", "property_manager", json!([{ "kind": "community", "id": "B" }]), json!([])).await;
+        let res = user(&app, "res", "resident", json!([]), json!([])).await;
+        let reg = user(&app, "reg", "regulator", json!([]), json!([])).await;
+        charger(&app, "CP1", "A", Some("alice"), None).await;
+        charger(&app, "CPB", "B", None, None).await;
+
+        let alerts = |token: &str, query: &str| {
+            let (app, token, path) = (&app, token.to_owned(), format!("/api/v1/insurance/alerts{query}"));
+            async move {
+                let reply = call(app, &token, Method::GET, &path, None).await;
+                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+                reply.body.as_array().unwrap().clone()
+            }
+        };
+        let missing = alerts(&op_a, "").await;
+        assert_eq!(missing.len(), 2, "no cover of either kind: {missing:?}");
+        assert!(missing.iter().all(|a| a["status"] == "missing" && a["charger_id"] == "CP1"));
+        assert_eq!(alerts(&reg, "").await.len(), 4, "the regulator sees both chargers");
+        assert!(alerts(&res, "").await.is_empty());
+
+        let now = jiff::Timestamp::now();
+        let day = jiff::SignedDuration::from_hours(24);
+        let policy = |kind: &str, number: &str, start: jiff::Timestamp, end: jiff::Timestamp| {
+            json!({ "kind": kind, "insurer": "PICC", "number": number, "holder": "Alice",
+                    "coverage_cny": 1_000_000.0, "start": start.to_string(), "end": end.to_string() })
+        };
+        let safety = policy("charging_safety", "CS-1", now - day, now + day * 10);
+        let added = call(&app, &alice, Method::POST, "/api/v1/registry/chargers/CP1/insurance", Some(safety.clone())).await;
+        assert_eq!(added.status, StatusCode::CREATED, "{:?}", added.body);
+        let product = policy("product_liability", "PL-1", now - day, now + day * 700);
+        let added = call(&app, &op_a, Method::POST, "/api/v1/registry/chargers/CP1/insurance", Some(product)).await;
+        assert_eq!(added.status, StatusCode::CREATED, "{:?}", added.body);
+        let expiring = alerts(&op_a, "").await;
+        assert_eq!(expiring.len(), 1, "{expiring:?}");
+        assert_eq!(expiring[0]["kind"], "charging_safety");
+        assert_eq!(expiring[0]["status"], "expiring");
+        assert!((9..=10).contains(&expiring[0]["days_left"].as_i64().unwrap()));
+        assert!(alerts(&op_a, "?days=5").await.is_empty());
+        let cover = call(&app, &alice, Method::GET, "/api/v1/registry/chargers/CP1/insurance", None).await;
+        assert_eq!(cover.body["covered"], true, "{:?}", cover.body);
+
+        let events = event_count(&app).await;
+        for (token, body, status, needle) in [
+            (&alice, policy("charging_safety", "X-1", now, now - day), StatusCode::BAD_REQUEST, "end"),
+            (&alice, json!({ "kind": "charging_safety", "insurer": "PICC", "number": "X-2", "holder": "A",
+                             "coverage_cny": 0.0, "start": now.to_string(), "end": (now + day).to_string() }),
+             StatusCode::BAD_REQUEST, "coverage_cny"),
+            (&alice, policy("charging_safety", "CS-1", now, now + day), StatusCode::CONFLICT, "CS-1"),
+            (&alice, policy("theft", "X-3", now, now + day), StatusCode::UNPROCESSABLE_ENTITY, "kind"),
+            (&alice, policy("charging_safety", "", now, now + day), StatusCode::BAD_REQUEST, "number"),
+            (&pm_b, policy("charging_safety", "X-4", now, now + day), StatusCode::FORBIDDEN, "forbidden"),
+            (&res, policy("charging_safety", "X-5", now, now + day), StatusCode::FORBIDDEN, "forbidden"),
+            (&reg, policy("charging_safety", "X-6", now, now + day), StatusCode::FORBIDDEN, "forbidden"),
+        ] {
+            let reply = call(&app, token, Method::POST, "/api/v1/registry/chargers/CP1/insurance", Some(body)).await;
+            assert_eq!(reply.status, status, "{:?}", reply.body);
+            assert!(reply.body["error"].as_str().unwrap().contains(needle), "{:?}", reply.body);
+        }
+        let unknown = call(&app, &op_a, Method::POST, "/api/v1/registry/chargers/NOPE/insurance",
+            Some(policy("charging_safety", "X-7", now, now + day))).await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        assert_eq!(event_count(&app).await, events, "refused policies emitted nothing");
+        assert_eq!(
+            call(&app, &pm_b, Method::GET, "/api/v1/registry/chargers/CP1/insurance", None).await.status,
+            StatusCode::FORBIDDEN
+        );
+
+        // Faults: from people and from the charger itself.
+        let reported = call(&app, &res, Method::POST, "/api/v1/registry/chargers/CP1/faults",
+            Some(json!({ "description": "cable holster broken", "connector_id": 1 }))).await;
+        assert_eq!(reported.status, StatusCode::CREATED, "{:?}", reported.body);
+        let fault = reported.body["id"].as_i64().unwrap();
+        let by_regulator = call(&app, &reg, Method::POST, "/api/v1/registry/chargers/CP1/faults",
+            Some(json!({ "description": "x" }))).await;
+        assert_eq!(by_regulator.status, StatusCode::FORBIDDEN);
+        let mut cp = app.charge_point("CP1", None).await;
+        cp.boot().await;
+        cp.call_ok("StatusNotification",
+            json!({ "connectorId": 1, "errorCode": "GroundFailure", "status": "Faulted" })).await;
+        cp.call_ok("StatusNotification",
+            json!({ "connectorId": 1, "errorCode": "NoError", "status": "Available" })).await;
+        let faults = call(&app, &alice, Method::GET, "/api/v1/registry/chargers/CP1/faults", None).await;
+        assert_eq!(faults.status, StatusCode::OK, "{:?}", faults.body);
+        assert_eq!(faults.body["reports"][0]["description"], "cable holster broken");
+        assert_eq!(faults.body["reports"][0]["reported_by"], "user:res");
+        let ocpp = faults.body["ocpp"].as_array().unwrap();
+        assert_eq!(ocpp.len(), 1, "{ocpp:?}");
+        assert_eq!(ocpp[0]["error_code"], "GroundFailure");
+        let resolve = |token: &str| {
+            let (app, token) = (&app, token.to_owned());
+            async move {
+                call(app, &token, Method::POST, &format!("/api/v1/faults/{fault}/resolve"),
+                    Some(json!({ "resolution": "holster replaced" }))).await
+            }
+        };
+        assert_eq!(resolve(&pm_b).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(resolve(&alice).await.status, StatusCode::FORBIDDEN);
+        let done = resolve(&op_a).await;
+        assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+        assert_eq!(done.body["state"], "resolved");
+        assert_eq!(resolve(&op_a).await.status, StatusCode::CONFLICT);
+
+        // Inspection rounds with findings and follow-up.
+        let round = json!({ "at": "2026-11-20T10:00:00Z", "notes": "quarterly round",
+            "findings": [{ "charger_id": "CP1", "severity": "minor", "description": "label faded",
+                           "due": "2026-12-31T00:00:00Z" },
+                         { "severity": "info", "description": "bay lines repainted" }] });
+        let forbidden = call(&app, &pm_b, Method::POST, "/api/v1/registry/communities/A/inspections", Some(round.clone())).await;
+        assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+        let events = event_count(&app).await;
+        for (bad, needle) in [
+            (json!({ "at": "2026-11-20T10:00:00Z", "findings": [{ "charger_id": "CPB", "severity": "minor", "description": "x" }] }),
+             "findings.charger_id"),
+            (json!({ "at": "2026-11-20T10:00:00Z", "findings": [{ "severity": "awful", "description": "x" }] }),
+             "findings.severity"),
+            (json!({ "at": "yesterday" }), "at"),
+        ] {
+            let reply = call(&app, &pm_a, Method::POST, "/api/v1/registry/communities/A/inspections", Some(bad)).await;
+            assert!(reply.status.is_client_error(), "{:?}", reply.body);
+            assert!(reply.body["error"].as_str().unwrap().contains(needle), "{:?}", reply.body);
+        }
+        assert_eq!(event_count(&app).await, events);
+        let created = call(&app, &pm_a, Method::POST, "/api/v1/registry/communities/A/inspections", Some(round)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        assert_eq!(created.body["inspector"], "user:pm_a");
+        assert_eq!(created.body["findings"].as_array().unwrap().len(), 2);
+        let finding = created.body["findings"][0]["id"].as_i64().unwrap();
+        let listed = call(&app, &op_a, Method::GET, "/api/v1/registry/communities/A/inspections", None).await;
+        assert_eq!(listed.body.as_array().unwrap().len(), 1);
+        assert_eq!(
+            call(&app, &pm_b, Method::GET, "/api/v1/registry/communities/A/inspections", None).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let follow = |token: &str, body: Value| {
+            let (app, token) = (&app, token.to_owned());
+            async move {
+                call(app, &token, Method::POST, &format!("/api/v1/findings/{finding}/follow-up"), Some(body)).await
+            }
+        };
+        assert_eq!(follow(&pm_b, json!({ "note": "x" })).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(follow(&reg, json!({ "note": "x" })).await.status, StatusCode::FORBIDDEN);
+        let open = follow(&op_a, json!({ "note": "new label ordered" })).await;
+        assert_eq!(open.body["state"], "open", "{:?}", open.body);
+        let closed = follow(&pm_a, json!({ "note": "label replaced", "done": true })).await;
+        assert_eq!(closed.body["state"], "done");
+        assert_eq!(closed.body["follow_up"], "new label ordered\nlabel replaced");
+        assert_eq!(follow(&pm_a, json!({ "note": "again" })).await.status, StatusCode::CONFLICT);
+        app.stop().await;
+    })
+    .await;
+}
