@@ -372,6 +372,38 @@ impl ChargerState {
     }
 }
 
+/// Whether `o` and `n` set the same limits from `now` on (until their expiry).
+fn same_from(o: &TxShape, n: &TxShape, now: i64) -> bool {
+    let Some(first) = o.at(now) else {
+        return false;
+    };
+    let tail = std::iter::once((now, first)).chain(o.periods.iter().copied().filter(|p| p.0 > now));
+    let mut merged: Vec<(i64, f64)> = Vec::with_capacity(o.periods.len() + 1);
+    for p in tail {
+        if merged.last().is_some_and(|m| m.1 == p.1) {
+            continue;
+        }
+        merged.push(p);
+    }
+    let mut new = n.periods.iter().copied().filter(|p| p.0 >= now).peekable();
+    // `n` starts at `now` (or its first period is the one in force then).
+    let first_new = n.at(now);
+    if first_new != Some(first) {
+        return false;
+    }
+    let new_tail: Vec<(i64, f64)> = std::iter::once((now, first))
+        .chain(new.by_ref().filter(|p| p.0 > now))
+        .collect();
+    let mut new_merged: Vec<(i64, f64)> = Vec::with_capacity(new_tail.len());
+    for p in new_tail {
+        if new_merged.last().is_some_and(|m| m.1 == p.1) {
+            continue;
+        }
+        new_merged.push(p);
+    }
+    merged == new_merged
+}
+
 fn key_connector(key: Key) -> i32 {
     match key {
         Key::Tx(c) => c,
@@ -1775,6 +1807,13 @@ impl Controller {
                     Some(Shape::Tx(o)) if o.transaction_id == n.transaction_id => Some(o),
                     _ => None,
                 };
+                // Fast path: the same periods from now on and the same expiry (the common case
+                // of a re-plan that changed nothing for this car).
+                if let Some(o) = o.filter(|o| o.valid_to == n.valid_to)
+                    && same_from(o, n, now)
+                {
+                    return (Change::Equal, None);
+                }
                 let end = n.valid_to.max(o.map_or(0, |o| o.valid_to));
                 let mut bps: Vec<i64> = vec![now];
                 bps.extend(n.periods.iter().map(|p| p.0));
