@@ -135,13 +135,14 @@ class Loop:
 
 
 @contextlib.asynccontextmanager
-async def closed_loop(server_factory, community: Community, clock_start: str):
+async def closed_loop(server_factory, community: Community, clock_start: str, clock_lag_s: float = 0.0):
     def write_config(srv) -> None:
         (srv.data_dir / "orderly.toml").write_text(community.toml(SPEED, clock_start, CONTROL))
 
     server = server_factory(before_start=write_config)
     api = Api(server)
     clock = ProtocolClock(SPEED)
+    clock.clock_skew_s = clock_lag_s
     fleet = Fleet(community, clock, METER_INTERVAL_S)
     try:
         stored = api.ok(await api.get(f"/communities/{community.id}"))
@@ -447,3 +448,27 @@ async def test_non_compliant_charger_is_reported_and_planned_around(server_facto
         print(f"after re-plan: {n} instants, peak {peak:.0%} of capacity")
         assert not drawn, "over capacity with the rogue planned around:\n" + "\n".join(drawn[:20]) + "\n" + \
             loop.report(t_ok, loop.now(), details=True)
+
+
+async def test_charge_points_with_lagging_clocks_stay_within_capacity(server_factory):
+    """(a) with real-world clocks: the charge points' clocks run 5 protocol seconds
+    behind the server's (no NTP; OCPP 1.6 chargers take the time from Heartbeat).
+    One car charges at full rate (emergency), the others slowly: every refreshed
+    profile must keep the community within capacity although each charger sees a
+    profile starting at the server's "now" as starting 5 s in its future."""
+    community = make_community()
+    async with closed_loop(server_factory, community, NIGHT, clock_lag_s=5.0) as loop:
+        t0 = loop.now()
+        txs = {letter: await loop.plug(letter, 2.0, 5 * HOUR) for letter in "BCD"}
+        txs["A"] = await loop.plug("A", 30.0, 5 * HOUR)
+        loop.api.ok(await loop.api.put(f"/transactions/{txs['A']}/wish", {"emergency": True}))
+        await loop.sleep_until(loop.now() + 20 * MINUTE)
+        loop.fleet.freeze()
+        # Stay away from local hour boundaries: at those, a lagging charger changes
+        # its limits late by its lag whatever the server does.
+        end = loop.now()
+        assert loop.capacity.local_hour(t0) == loop.capacity.local_hour(end), "window crosses an hour"
+        drawn, n, peak = loop.fleet.drawn_violations(loop.capacity, t0, end)
+        print(f"lagging clocks: {n} instants, peak {peak:.0%} of capacity")
+        assert not drawn, f"{len(drawn)} instants over capacity:\n" + "\n".join(drawn[:15]) + "\n" + \
+            loop.report(t0, end, details=True)
