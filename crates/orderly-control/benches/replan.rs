@@ -19,17 +19,22 @@ fn main() {
     let (ctl, now) = steady();
     let n_tx = ctl.plan_view().sessions.len();
     let p = ctl.last_problem().expect("planned");
-    let mut c = ctl.clone();
-    c.handle_timeout(*now + SignedDuration::from_secs(60));
-    let mut first = 0;
-    while c.poll_action().is_some() {
-        first += 1;
-    }
+    let sends = |secs: i64| {
+        let mut c = ctl.clone();
+        c.handle_timeout(*now + SignedDuration::from_secs(secs));
+        let mut n = 0;
+        while c.poll_action().is_some() {
+            n += 1;
+        }
+        n
+    };
     println!(
         "community: 500 chargers, {n_tx} sessions; engine problem {} slots × {} sessions; \
-         one re-plan a minute on sends {first} requests before answers",
+         requests before answers: {} at a re-plan a minute on, {} when every expiry moves on",
         p.capacity_kw.len(),
-        p.sessions.len()
+        p.sessions.len(),
+        sends(60),
+        sends(180)
     );
     divan::main();
 }
@@ -200,4 +205,28 @@ fn engine_only(bencher: Bencher) {
     let problem = base.last_problem().expect("planned").clone();
     let planner = base.planner().clone();
     bencher.bench(|| black_box(planner.plan(0, black_box(&problem)).unwrap()));
+}
+
+/// The worst case: the re-plan at which every TxProfile's expiry moves on (all renewed), with
+/// every answer fed back.
+#[divan::bench(sample_count = 30)]
+fn replan_renewing_all_with_answers(bencher: Bencher) {
+    let (base, now) = steady();
+    // The expiry grid is validity − 2 × interval = 180 s with the defaults.
+    let t = *now + SignedDuration::from_secs(180);
+    bencher
+        .with_inputs(|| base.clone())
+        .bench_local_values(|mut ctl| {
+            ctl.handle_timeout(t);
+            let mut n = 0;
+            loop {
+                let k = answer(&mut ctl, t);
+                if k == 0 {
+                    break;
+                }
+                n += k;
+            }
+            black_box(n);
+            ctl
+        });
 }
