@@ -60,6 +60,9 @@ pub struct Tracker {
     over_since: Option<Timestamp>,
     over_secs: f64,
     over_max_kw: f64,
+    /// Number of instantaneous excesses and the longest (protocol seconds).
+    over_episodes: usize,
+    over_longest_secs: f64,
     sessions_ended: usize,
     delivered_ended_kwh: f64,
     wanted_ended_kwh: f64,
@@ -98,6 +101,8 @@ impl Tracker {
             over_since: None,
             over_secs: 0.0,
             over_max_kw: 0.0,
+            over_episodes: 0,
+            over_longest_secs: 0.0,
             sessions_ended: 0,
             delivered_ended_kwh: 0.0,
             wanted_ended_kwh: 0.0,
@@ -219,9 +224,14 @@ impl Tracker {
         let excess = self.load_kw - self.capacity_at(now);
         if excess > TOLERANCE_KW {
             self.over_max_kw = self.over_max_kw.max(excess);
-            self.over_since.get_or_insert(now);
+            if self.over_since.is_none() {
+                self.over_since = Some(now);
+                self.over_episodes += 1;
+            }
         } else if let Some(since) = self.over_since.take() {
-            self.over_secs += now.duration_since(since).as_secs_f64();
+            let secs = now.duration_since(since).as_secs_f64();
+            self.over_secs += secs;
+            self.over_longest_secs = self.over_longest_secs.max(secs);
         }
     }
 
@@ -351,8 +361,10 @@ impl Tracker {
             .map_or(0.0, |since| now.duration_since(since).as_secs_f64());
         let _ = writeln!(
             out,
-            "  instantaneous draw above capacity: {:.0} protocol seconds in all, at most {:.1} kW",
+            "  instantaneous draw above capacity: {:.0} protocol seconds in all, {} times, longest {:.0} s, at most {:.1} kW",
             self.over_secs + ongoing,
+            self.over_episodes,
+            self.over_longest_secs.max(ongoing),
             self.over_max_kw
         );
         let _ = write!(
@@ -445,7 +457,7 @@ mod tests {
             "{report}"
         );
         assert!(
-            report.contains("above capacity: 600 protocol seconds in all, at most 1.0 kW"),
+            report.contains("above capacity: 600 protocol seconds in all, 1 times, longest 600 s, at most 1.0 kW"),
             "{report}"
         );
     }
