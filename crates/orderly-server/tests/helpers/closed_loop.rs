@@ -687,3 +687,149 @@ async fn a_transaction_gets_a_tx_profile_a_wish_replans_and_a_grid_command_lower
     })
     .await;
 }
+
+/// Polls the plan until `pred` holds (bounded by [`WAIT`]; the controller takes inputs
+/// asynchronously, so a read right after a message may predate it).
+async fn plan_where(app: &TestApp, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let plan = app.get("/api/v1/communities/c1/plan").await;
+        assert_eq!(plan.status, StatusCode::OK, "{:?}", plan.body);
+        if pred(&plan.body) {
+            return plan.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no plan with {what} in time: {:#}",
+            plan.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn session(plan: &Value, tx: i64) -> Option<Value> {
+    plan["sessions"]
+        .as_array()?
+        .iter()
+        .find(|s| s["transaction_id"] == tx)
+        .cloned()
+}
+
+#[tokio::test]
+async fn wishes_resolve_from_defaults_history_or_community_and_readings_reach_the_plan() {
+    each_backend(|backend| async move {
+        let app = loop_app(backend, 100.0).await;
+        app.add_tag("TAG2", "Accepted", None).await;
+        app.add_tag("TAG3", "Accepted", None).await;
+        let mut cp = LoopCp::connect(&app, "CP1").await;
+        cp.boot().await;
+
+        // Nothing said, no history: the community's defaults (10 kWh).
+        let tx = cp.start(1, "TAG1", 0).await;
+        let plan = plan_where(&app, "the session", |p| session(p, tx).is_some()).await;
+        let s = session(&plan, tx).unwrap();
+        assert_eq!(s["wish"]["source"], "community");
+        assert_eq!(s["wish"]["energy_kwh"], 10.0);
+
+        // Readings in kW reach the plan in W.
+        let now = jiff::Timestamp::now().to_string();
+        cp.call(
+            "MeterValues",
+            json!({"connectorId": 1, "transactionId": tx, "meterValue": [{"timestamp": now, "sampledValue": [
+                {"measurand": "Power.Active.Import", "unit": "kW", "value": "3.5"},
+                {"measurand": "Energy.Active.Import.Register", "unit": "kWh", "value": "0.5"}
+            ]}]}),
+        )
+        .await;
+        plan_where(&app, "3.5 kW measured", |p| {
+            (p["measured_kw"].as_f64().unwrap_or(0.0) - 3.5).abs() < 1e-6
+        })
+        .await;
+        cp.stop(tx, 500).await;
+        plan_where(&app, "the session gone", |p| session(p, tx).is_none()).await;
+
+        // The id tag's defaults.
+        let reply = put(
+            &app,
+            "/api/v1/id-tags/TAG2/wish-defaults",
+            json!({"stay_hours": 5.0, "energy_kwh": 12.0}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        let tx = cp.start(1, "TAG2", 1000).await;
+        let plan = plan_where(&app, "the session", |p| session(p, tx).is_some()).await;
+        let s = session(&plan, tx).unwrap();
+        assert_eq!(s["wish"]["source"], "id_tag_default");
+        assert_eq!(s["wish"]["energy_kwh"], 12.0);
+        cp.stop(tx, 2000).await;
+
+        // History: the median energy of the tag's last finished sessions (8, 9, 10 kWh).
+        for wh in [8_000, 10_000, 9_000] {
+            let tx = cp.start(1, "TAG3", 0).await;
+            cp.stop(tx, wh).await;
+        }
+        let tx = cp.start(1, "TAG3", 0).await;
+        let plan = plan_where(&app, "the session", |p| session(p, tx).is_some()).await;
+        let s = session(&plan, tx).unwrap();
+        assert_eq!(s["wish"]["source"], "history");
+        assert_eq!(s["wish"]["energy_kwh"], 9.0);
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_connected_charger_attached_later_gets_profiles_and_commands_get_reports() {
+    each_backend(|backend| async move {
+        let app = loop_app(backend, 100.0).await;
+        app.add_charger("CP2", None).await;
+        let mut cp = LoopCp::connect(&app, "CP2").await;
+        cp.boot().await;
+        let reply = put(
+            &app,
+            "/api/v1/chargers/CP2/community",
+            json!({"community": "c1", "phases": 3, "voltage_v": 230.0, "max_current_a": 16.0, "rate_unit": "watts"}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let max = cp
+            .profile_where("ChargePointMaxProfile", |p| {
+                purpose(p) == "ChargePointMaxProfile"
+            })
+            .await;
+        // Watts: 16 A × 230 V × 3 phases.
+        assert_eq!(max["chargingSchedule"]["chargingRateUnit"], "W");
+        assert_eq!(first_limit(&max), 11_040.0);
+
+        let command = app
+            .post(
+                "/api/v1/communities/c1/grid-commands",
+                json!({"kind": "limit", "kw": 5.0, "duration_minutes": 30}),
+            )
+            .await;
+        assert_eq!(command.status, StatusCode::CREATED, "{:?}", command.body);
+        let id = command.body["id"].as_i64().unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let report = loop {
+            let got = app.get(&format!("/api/v1/grid-commands/{id}")).await;
+            if !got.body["report"].is_null() {
+                break got.body["report"].clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no report in time: {:?}",
+                got.body
+            );
+            // Keep answering the profiles the command causes.
+            if let Ok(Some(Ok(message))) =
+                tokio::time::timeout(std::time::Duration::from_millis(50), cp.ws.next()).await
+            {
+                cp.on_message(message).await;
+            }
+        };
+        assert_eq!(report["command"], id);
+        assert_eq!(report["slot_minutes"], 15);
+        app.stop().await;
+    })
+    .await;
+}
