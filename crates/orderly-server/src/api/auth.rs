@@ -67,6 +67,11 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/faults/{id}/resolve",
     "/api/v1/registry/communities/{id}/inspections",
     "/api/v1/findings/{id}/follow-up",
+    "/api/v1/chargers",
+    "/api/v1/chargers/{id}",
+    "/api/v1/chargers/{id}/connectors",
+    "/api/v1/chargers/{id}/status-history",
+    "/api/v1/chargers/{id}/operations/{action}",
 ];
 
 /// The authenticated caller: a user (login session) or an admin token.
@@ -121,6 +126,15 @@ impl Belonging {
             .charger_electrical(charger)
             .await?
             .map(|e| e.community_id))
+    }
+
+    /// A charger belongs to its registered owner, in its community.
+    pub async fn of_charger(state: &AppState, charger: &ChargePointId) -> Result<Self, ApiError> {
+        let registration = state.store().charger_registration(charger.as_str()).await?;
+        Ok(Self {
+            owner: registration.and_then(|r| r.facts.owner),
+            community: Self::charger_community(state, charger).await?,
+        })
     }
 
     /// A transaction belongs to the user holding its id tag, in its charger's community. Use

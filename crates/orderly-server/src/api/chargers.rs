@@ -1,10 +1,10 @@
 //! `/api/v1/chargers`: registration, listing, connectors and status history.
 
+use super::auth::{Belonging, Permission, Principal};
 use super::dto::{ChargerDto, ConnectorDto, NewChargerDto, StatusRecordDto};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
-use super::{Actor, outcome_of, record_audit};
+use super::{outcome_of, record_audit};
 use crate::state::AppState;
-use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use jiff::Timestamp;
@@ -25,6 +25,19 @@ pub(crate) fn path_id(raw: String) -> Result<ChargePointId, ApiError> {
         .map_err(|_| ApiError::not_found(format!("charger {raw:?} not found")))
 }
 
+/// A charger may be read by admins, regulators, its owner and its community's staff.
+async fn require_read(
+    state: &AppState,
+    principal: &Principal,
+    id: &ChargePointId,
+) -> Result<(), ApiError> {
+    if principal.permits(Permission::ReadAll) {
+        return Ok(());
+    }
+    let belonging = Belonging::of_charger(state, id).await?;
+    principal.require(Permission::ReadOwn(belonging.owned()))
+}
+
 async fn load(state: &AppState, id: &ChargePointId) -> Result<ChargerDto, ApiError> {
     let store = state.store();
     let charger = store
@@ -39,13 +52,27 @@ async fn load(state: &AppState, id: &ChargePointId) -> Result<ChargerDto, ApiErr
     ))
 }
 
-/// List chargers (registered and pending), with connection state and connectors.
+/// List chargers (registered and pending), with connection state and connectors: all for
+/// admins and regulators, otherwise those the caller owns or whose community they serve.
 #[utoipa::path(get, path = "/api/v1/chargers", tag = "chargers",
     security(("bearer" = [])),
     responses((status = 200, body = Vec<ChargerDto>), (status = 401, body = super::error::ErrorBody)))]
-pub async fn list(State(state): State<AppState>) -> Result<ApiJson<Vec<ChargerDto>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<ApiJson<Vec<ChargerDto>>, ApiError> {
     let store = state.store();
-    let chargers = store.list_chargers().await?;
+    let mut chargers = store.list_chargers().await?;
+    if !principal.permits(Permission::ReadAll) {
+        let mut visible = Vec::new();
+        for c in chargers {
+            let belonging = Belonging::of_charger(&state, &c.id).await?;
+            if principal.permits(Permission::ReadOwn(belonging.owned())) {
+                visible.push(c);
+            }
+        }
+        chargers = visible;
+    }
     let mut connectors: HashMap<ChargePointId, Vec<Connector>> = HashMap::new();
     for c in store.all_connectors().await? {
         connectors.entry(c.charger_id.clone()).or_default().push(c);
@@ -75,9 +102,11 @@ pub async fn list(State(state): State<AppState>) -> Result<ApiJson<Vec<ChargerDt
     ))]
 pub async fn create(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    principal: Principal,
     ApiJson(body): ApiJson<NewChargerDto>,
 ) -> Result<(StatusCode, ApiJson<ChargerDto>), ApiError> {
+    principal.require(Permission::Administer)?;
+    let actor = principal.as_actor();
     // The password never goes into the audit log.
     let audited = serde_json::json!({
         "id": body.id, "password_set": body.password.is_some(), "description": body.description,
@@ -121,9 +150,11 @@ pub async fn create(
     responses((status = 200, body = ChargerDto), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<ChargerDto>, ApiError> {
     let id = path_id(id)?;
+    require_read(&state, &principal, &id).await?;
     Ok(ApiJson(load(&state, &id).await?))
 }
 
@@ -134,9 +165,11 @@ pub async fn get(
     responses((status = 204, description = "Removed"), (status = 404, body = super::error::ErrorBody)))]
 pub async fn remove(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    principal: Principal,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    principal.require(Permission::Administer)?;
+    let actor = principal.as_actor();
     let result = async {
         let id = path_id(raw.clone())?;
         let community = state.store().charger_electrical(&id).await?;
@@ -171,9 +204,11 @@ pub async fn remove(
     responses((status = 200, body = Vec<ConnectorDto>), (status = 404, body = super::error::ErrorBody)))]
 pub async fn connectors(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Vec<ConnectorDto>>, ApiError> {
     let id = path_id(id)?;
+    require_read(&state, &principal, &id).await?;
     let store = state.store();
     if store.get_charger(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("charger {id} not found")));
@@ -202,10 +237,12 @@ pub struct HistoryQuery {
     responses((status = 200, body = Vec<StatusRecordDto>), (status = 404, body = super::error::ErrorBody)))]
 pub async fn status_history(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<ApiJson<Vec<StatusRecordDto>>, ApiError> {
     let id = path_id(id)?;
+    require_read(&state, &principal, &id).await?;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > 10_000 {
         return Err(ApiError::bad_request("limit: must be between 1 and 10000"));

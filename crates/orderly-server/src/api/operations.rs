@@ -4,12 +4,13 @@
 //! The payload is sent exactly as given once it passes the action's OCA request schema: the
 //! platform does not second-guess transaction or reservation ids (OCA CSMS test cases L1/L2).
 
+use super::auth::{Belonging, Permission, Principal};
 use super::chargers::path_id;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, CallErrorBody};
-use super::{Actor, record_audit};
+use super::record_audit;
+use super::registry::require_operate;
 use crate::gateway::registry::{Command, OperatorCall};
 use crate::state::AppState;
-use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use orderly_ocpp::{CallOutcome, OperationError, SendError, check_operation};
@@ -54,11 +55,18 @@ pub struct OperationQuery {
     ))]
 pub async fn call(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    principal: Principal,
     ApiPath((raw_id, action_name)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<OperationQuery>,
     ApiJson(payload): ApiJson<Value>,
 ) -> Result<ApiJson<super::dto::OperationResponse>, ApiError> {
+    // Admins, and operators of the charger's community.
+    if !principal.permits(Permission::Administer) {
+        let id = path_id(raw_id.clone())?;
+        let community = Belonging::charger_community(&state, &id).await?;
+        require_operate(&principal, community.as_deref())?;
+    }
+    let actor = principal.as_actor();
     let result = forward(&state, &raw_id, &action_name, query, payload.clone()).await;
     let outcome = match &result {
         Ok(response) => response

@@ -189,19 +189,19 @@ async fn login_sessions_roles_and_admin_tokens() {
             (&resident, Method::GET, StatusCode::FORBIDDEN),
             (&regulator, Method::GET, StatusCode::OK),
         ] {
-            let reply = call(&app, token, method, "/api/v1/chargers", None).await;
+            let reply = call(&app, token, method, "/api/v1/id-tags", None).await;
             assert_eq!(reply.status, status, "{:?}", reply.body);
         }
         let add = call(
             &app,
             &regulator,
             Method::POST,
-            "/api/v1/chargers",
-            Some(json!({ "id": "CPX" })),
+            "/api/v1/id-tags",
+            Some(json!({ "id_tag": "TAGX", "status": "Accepted" })),
         )
         .await;
         assert_eq!(add.status, StatusCode::FORBIDDEN);
-        assert_eq!(app.get("/api/v1/chargers").await.body, json!([]));
+        assert_eq!(app.get("/api/v1/id-tags").await.body, json!([]));
         assert_eq!(
             call(&app, &resident, Method::GET, "/api/v1/users", None)
                 .await
@@ -1414,6 +1414,130 @@ async fn insurance_faults_and_inspections() {
         assert_eq!(closed.body["state"], "done");
         assert_eq!(closed.body["follow_up"], "new label ordered\nlabel replaced");
         assert_eq!(follow(&pm_a, json!({ "note": "again" })).await.status, StatusCode::CONFLICT);
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn chargers_and_operations_follow_ownership_and_scope() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend, |_| {}).await;
+        district(&app, "D1").await;
+        community(&app, "A", "D1").await;
+        community(&app, "B", "D1").await;
+        let op_a = user(
+            &app,
+            "op_a",
+            "operator",
+            json!([{ "kind": "community", "id": "A" }]),
+            json!([]),
+        )
+        .await;
+        let pm_a = user(
+            &app,
+            "pm_a",
+            "property_manager",
+            json!([{ "kind": "community", "id": "A" }]),
+            json!([]),
+        )
+        .await;
+        let pm_b = user(
+            &app,
+            "pm_b",
+            "property_manager",
+            json!([{ "kind": "community", "id": "B" }]),
+            json!([]),
+        )
+        .await;
+        let owner = user(&app, "owner", "charger_owner", json!([]), json!([])).await;
+        let res = user(&app, "res", "resident", json!([]), json!([])).await;
+        let reg = user(&app, "reg", "regulator", json!([]), json!([])).await;
+        charger(&app, "CPA", "A", Some("owner"), None).await;
+        charger(&app, "CPB", "B", None, None).await;
+
+        for (token, expected) in [
+            (&op_a, vec!["CPA"]),
+            (&owner, vec!["CPA"]),
+            (&pm_b, vec!["CPB"]),
+            (&reg, vec!["CPA", "CPB"]),
+            (&res, vec![]),
+        ] {
+            let reply = call(&app, token, Method::GET, "/api/v1/chargers", None).await;
+            assert_eq!(ids(&reply, "id"), expected);
+        }
+        for (token, path, status) in [
+            (&op_a, "/api/v1/chargers/CPA", StatusCode::OK),
+            (&op_a, "/api/v1/chargers/CPB", StatusCode::FORBIDDEN),
+            (
+                &op_a,
+                "/api/v1/chargers/CPB/connectors",
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                &op_a,
+                "/api/v1/chargers/CPB/status-history",
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                &owner,
+                "/api/v1/chargers/CPA/status-history",
+                StatusCode::OK,
+            ),
+            (&res, "/api/v1/chargers/CPA", StatusCode::FORBIDDEN),
+            (&reg, "/api/v1/chargers/CPB/connectors", StatusCode::OK),
+        ] {
+            let reply = call(&app, token, Method::GET, path, None).await;
+            assert_eq!(reply.status, status, "GET {path}: {:?}", reply.body);
+        }
+        // Registering and removing chargers stays with admins.
+        for token in [&op_a, &reg] {
+            let add = call(
+                &app,
+                token,
+                Method::POST,
+                "/api/v1/chargers",
+                Some(json!({ "id": "NEW" })),
+            )
+            .await;
+            assert_eq!(add.status, StatusCode::FORBIDDEN);
+            let del = call(&app, token, Method::DELETE, "/api/v1/chargers/CPA", None).await;
+            assert_eq!(del.status, StatusCode::FORBIDDEN);
+        }
+        // OCPP operations: operators of the charger's community (the permission is checked
+        // before the connection: CPA is not connected, hence 409 for the operator).
+        let op = |token: &str, charger: &str| {
+            let (app, token, path) = (
+                &app,
+                token.to_owned(),
+                format!("/api/v1/chargers/{charger}/operations/Reset"),
+            );
+            async move {
+                call(
+                    app,
+                    &token,
+                    Method::POST,
+                    &path,
+                    Some(json!({ "type": "Soft" })),
+                )
+                .await
+                .status
+            }
+        };
+        assert_eq!(op(&op_a, "CPA").await, StatusCode::CONFLICT);
+        assert_eq!(op(&op_a, "CPB").await, StatusCode::FORBIDDEN);
+        assert_eq!(op(&pm_a, "CPA").await, StatusCode::FORBIDDEN);
+        assert_eq!(op(&owner, "CPA").await, StatusCode::FORBIDDEN);
+        assert_eq!(op(&reg, "CPA").await, StatusCode::FORBIDDEN);
+        assert_eq!(
+            app.get("/api/v1/chargers")
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
         app.stop().await;
     })
     .await;
