@@ -11,6 +11,8 @@
 //! - `ops`: each write operation and its SQL (idempotent StartTransaction, unknown stops…).
 //! - `rows`: row decoding and the id-tag authorization query shared by reads and writes.
 //! - `secrets`: argon2 charger passwords, SHA-256 API tokens.
+//! - [`users`], [`registry`], [`upkeep`]: people, roles and sessions; the registry, lifecycle and
+//!   `registry_events` outbox; insurance, faults and inspections (writes as `ops::Op::Dyn`).
 //! - `credentials`: bounded, cached charger password checks (reconnect storms).
 //! - [`error`]: the error type, [`StoreError`].
 //!

@@ -3,6 +3,9 @@
 //! - [`error`]: `{"error": ...}` responses and extractors whose rejections use them.
 //! - [`dto`]: the JSON shapes, converted from store records.
 //! - [`chargers`], [`id_tags`], [`transactions`], [`operations`], [`audit`]: the handlers.
+//! - [`auth`]: bearer tokens → [`auth::Principal`], permissions, login/logout; [`users`],
+//!   [`registry`], [`lifecycle`], [`upkeep`]: roles, the registry, the charger lifecycle and
+//!   transfers, insurance and upkeep.
 //! - [`communities`], [`wishes`], [`grid_commands`]: the closed loop's endpoints (communities
 //!   and their plan, residents' wishes, grid load-control commands).
 //!
@@ -51,7 +54,8 @@ pub const BEARER: &str = "bearer";
         title = "Orderly API",
         description = "Operate an Orderly OCPP 1.6J central system: chargers, id tags, \
                        transactions, meter values, and OCPP operations forwarded to chargers. \
-                       Every endpoint except this document needs `Authorization: Bearer TOKEN`."
+                       Every endpoint except this document and `POST /api/v1/login` needs \
+                       `Authorization: Bearer TOKEN` (an admin token or a login session)."
     ),
     modifiers(&SecurityAddon),
     tags(
