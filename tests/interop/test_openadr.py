@@ -239,7 +239,7 @@ async def test_ven_registers_reports_and_turns_events_into_grid_commands(server_
         assert c["kind"] == "limit" and c["kw"] == pytest.approx(40.0)
         assert instant(c["start"]) == start
         assert instant(c["end"]) == start + timedelta(minutes=30)
-        assert c["source"] == {"source": "open_adr", "vtn_id": VTN_ID, "event_id": "evt-dispatch",
+        assert c["source"] == {"source": "openadr", "vtn_id": VTN_ID, "event_id": "evt-dispatch",
                                "modification_number": 0}, c
         assert c["status"] == "scheduled"
 

@@ -26,6 +26,7 @@ pub enum CommandSource {
     /// `POST /api/v1/communities/{id}/grid-commands`, by the named API token/user.
     Api { actor: String },
     /// An OpenADR 2.0b event from a VTN.
+    #[serde(rename = "openadr")]
     OpenAdr {
         vtn_id: String,
         event_id: String,

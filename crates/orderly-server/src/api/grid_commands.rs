@@ -54,7 +54,7 @@ pub struct GridCommandDto {
     pub end: Timestamp,
     #[schema(value_type = String, format = DateTime)]
     pub received: Timestamp,
-    /// Who sent it: `{"source": "api", "actor": …}` or `{"source": "open_adr", …}`.
+    /// Who sent it: `{"source": "api", "actor": …}` or `{"source": "openadr", …}`.
     #[schema(value_type = Object)]
     pub source: Value,
     /// `scheduled`, `active`, `done` or `cancelled` (protocol time).

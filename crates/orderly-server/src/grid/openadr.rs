@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(r.kind, GridCommandKind::Limit);
         assert_eq!(r.kw, 50.0);
         assert_eq!(r.source_key.as_deref(), Some("openadr:e1:1"));
-        assert_eq!(r.source["source"], "open_adr");
+        assert_eq!(r.source["source"], "openadr");
         assert_eq!(r.source["modification_number"], 2);
     }
 }
