@@ -230,6 +230,7 @@ impl Tracker {
             }
         } else if let Some(since) = self.over_since.take() {
             let secs = now.duration_since(since).as_secs_f64();
+            tracing::debug!(from = %since.to_zoned_datetime(self.tz.clone()).time(), secs, "instantaneous draw above capacity");
             self.over_secs += secs;
             self.over_longest_secs = self.over_longest_secs.max(secs);
         }
