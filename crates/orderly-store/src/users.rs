@@ -514,6 +514,18 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await?;
         let Some((hash, disabled)) = row else {
+            // Pay the same argon2 price as for a known user, so timing does not tell which
+            // login names exist.
+            let dummy = match DUMMY_HASH.get() {
+                Some(h) => h.clone(),
+                None => {
+                    let h = self.hash_password("no such user".into()).await?;
+                    DUMMY_HASH.get_or_init(|| h).clone()
+                }
+            };
+            // A key no user has ("user:" + empty id is not a valid login): never a cache hit.
+            self.verify_password_cached("user:", password, dummy)
+                .await?;
             return Ok(None);
         };
         // The cache key is prefixed so a user never shares an entry with a charger of that id.
@@ -603,6 +615,9 @@ impl Store {
         Ok(out)
     }
 }
+
+/// An argon2 hash of nothing anyone knows, checked for logins of unknown users.
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Minimal rule: people choose passwords, and an empty or very short one is a mistake.
 fn validate_password(p: &str) -> Result<()> {
