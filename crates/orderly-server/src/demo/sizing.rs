@@ -8,8 +8,9 @@
 //!   `rating × pf = 0.35 × uncontrolled peak + base-load peak`, rounded up to 5 kVA. At night the
 //!   households draw less, so the cars get more: that valley is where orderly charging puts them.
 //!
-//! For 60 chargers on the default days this is about 200 kVA: ~90 kW for cars at 19:00–21:00
-//! against an uncontrolled peak of ~250 kW (and 60 × 7.04 = 422 kW of charger ratings).
+//! For the default 60 chargers and days (from 2020-01-15) the first day's uncontrolled peak is
+//! 148 kW (15-minute demand, at 17:15), so the transformer is 160 kVA: 54 kW for cars at
+//! 19:00–21:00, up to 111 kW at night, against 60 × 7.04 = 422 kW of charger ratings.
 
 /// Power factor of the community's load.
 pub const POWER_FACTOR: f64 = 0.9;
