@@ -213,6 +213,12 @@ async def test_aggregate_stays_within_capacity(server_factory):
         print(f"Invariant S held at {n} profile/transaction changes (24 h ahead each)")
         delivered = sum(v.delivered_wh for cp in loop.fleet for v in cp.visits)
         assert delivered > 3000, "hardly anything was charged: " + loop.report(t0, end)
+        # Each charger got its profiles in the unit configured for it.
+        for cp in loop.fleet:
+            want = "W" if cp is loop.cp("B") else "A"
+            units = {ev.payload["csChargingProfiles"]["chargingSchedule"]["chargingRateUnit"]
+                     for ev in cp.profile_events if ev.action == "SetChargingProfile"}
+            assert units == {want}, f"{cp.id} got profiles in {units}, configured {want}"
 
 
 async def test_feasible_cars_are_full_by_departure(server_factory):
