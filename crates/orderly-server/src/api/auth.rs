@@ -128,6 +128,15 @@ impl Belonging {
             .map(|e| e.community_id))
     }
 
+    /// An id tag belongs to the user holding it (in no community: staff do not read residents'
+    /// tags through a community).
+    pub async fn of_id_tag(state: &AppState, tag: &str) -> Result<Self, ApiError> {
+        Ok(Self {
+            owner: state.store().id_tag_owner(tag).await?,
+            community: None,
+        })
+    }
+
     /// A charger belongs to its registered owner, in its community.
     pub async fn of_charger(state: &AppState, charger: &ChargePointId) -> Result<Self, ApiError> {
         let registration = state.store().charger_registration(charger.as_str()).await?;
