@@ -20,6 +20,7 @@
 //! virtual chargers, then the server, and prints the closing summary.
 
 mod http;
+pub mod reference;
 pub mod replay;
 pub mod sizing;
 pub mod summary;
@@ -248,6 +249,20 @@ pub async fn run(
     let uncontrolled = replay.uncontrolled();
     let sizing = Sizing::for_community(args.chargers, uncontrolled.first_day_peak());
     let ids = charger_ids(args.chargers);
+    // What was possible: the engine's offline optimum for day 1 (about a second; before the
+    // protocol clock starts).
+    let reference = {
+        let (replay, sizing, tariff) = (replay.clone(), sizing.clone(), tariff.clone());
+        tokio::task::spawn_blocking(move || {
+            reference::day_one(&replay, &sizing, &tariff, EMERGENCY_PRICE_CNY)
+        })
+        .await
+        .context("the offline reference failed")?
+    };
+    let reference = match reference {
+        Ok(r) => r.describe(),
+        Err(e) => format!("offline reference for day 1: not available ({e})"),
+    };
 
     let data_dir = DataDir::new(args.data_dir.clone(), args.keep)
         .context("cannot create the data directory")?;
@@ -276,7 +291,7 @@ pub async fn run(
                 .await?
         }
     };
-    print_header(&args, &replay, &sizing, &token, addr, &data_dir);
+    print_header(&args, &replay, &sizing, &reference, &token, addr, &data_dir);
 
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(crate::serve(listener, state.clone(), async move {
@@ -394,6 +409,7 @@ pub async fn run(
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", tracker.line(stopped_at))?;
     writeln!(out, "{report}")?;
+    writeln!(out, "  {reference}")?;
     writeln!(out, "{}", fleet_line(&ended, args.chargers))?;
     let failures = wish_failures.load(std::sync::atomic::Ordering::Relaxed);
     if failures > 0 {
@@ -410,6 +426,7 @@ fn print_header(
     args: &DemoArgs,
     replay: &Replay,
     sizing: &Sizing,
+    reference: &str,
     token: &str,
     addr: SocketAddr,
     data_dir: &DataDir,
@@ -452,6 +469,7 @@ fn print_header(
         86_400.0 / args.speed,
         data_dir.path.display(),
     );
+    let _ = writeln!(out, "  {reference}");
     let _ = writeln!(
         out,
         "  every {} s: protocol time | load now of capacity now | cars | energy and cost so far | peak 15-minute demand so far (capacity then) | the same cars' uncontrolled peak",
