@@ -396,6 +396,51 @@ pub async fn plan(
     Ok(ApiJson(value))
 }
 
+/// A change of a charger's compliance, as the controller detected it from meter values.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ComplianceEventDto {
+    pub id: i64,
+    pub charger: String,
+    pub community: Option<String>,
+    /// false: it drew more than its limit (beyond the tolerance); true: back within it.
+    pub compliant: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub detail: String,
+}
+
+/// A charger's compliance changes, newest first (at most 1000).
+#[utoipa::path(get, path = "/api/v1/chargers/{id}/compliance", tag = "communities",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Charge point id")),
+    responses((status = 200, body = Vec<ComplianceEventDto>), (status = 404, body = super::error::ErrorBody)))]
+pub async fn compliance(
+    State(state): State<AppState>,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<ApiJson<Vec<ComplianceEventDto>>, ApiError> {
+    let id = path_id(raw)?;
+    if state.store().get_charger(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("charger {id} not found")));
+    }
+    let events = state
+        .store()
+        .list_compliance_events(Some(&id), 1000)
+        .await?;
+    Ok(ApiJson(
+        events
+            .into_iter()
+            .map(|e| ComplianceEventDto {
+                id: e.id,
+                charger: e.charger_id.to_string(),
+                community: e.community_id,
+                compliant: e.compliant,
+                at: e.at,
+                detail: e.detail,
+            })
+            .collect(),
+    ))
+}
+
 impl From<control::QueryError> for ApiError {
     fn from(e: control::QueryError) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())

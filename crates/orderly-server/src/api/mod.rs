@@ -137,6 +137,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         ))
         .routes(routes!(communities::attach, communities::detach))
         .routes(routes!(communities::plan))
+        .routes(routes!(communities::compliance))
         .routes(routes!(wishes::put_wish))
         .routes(routes!(wishes::put_defaults, wishes::get_defaults))
         .routes(routes!(grid_commands::create, grid_commands::list))
