@@ -270,6 +270,81 @@ mod tests {
     }
 
     #[test]
+    fn control_and_communities_are_read_from_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "orderly.toml",
+                r#"
+                clock_speed = 60.0
+                clock_start = "2026-11-26T16:00:00Z"
+                [control]
+                slot_minutes = 5
+                replan_interval_secs = 30
+                [[communities]]
+                id = "demo"
+                rating_kva = 250.0
+                power_factor = 0.9
+                base_load_kw = 120.0
+                chargers = [ { id = "CP001", phases = 1, voltage_v = 220.0, max_current_a = 32.0 },
+                             { id = "CP002", phases = 3, rate_unit = "watts" } ]
+                [[communities]]
+                id = "hourly"
+                rating_kva = 100.0
+                power_factor = 1.0
+                base_load_kw = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0,
+                                13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0, 23.0, 24.0]
+                max_emergencies = 2
+                "#,
+            )?;
+            let overrides = Overrides {
+                config_file: Some("orderly.toml".into()),
+                ..Overrides::default()
+            };
+            let config = Config::load_with_env(&overrides, empty_env()).unwrap();
+            assert_eq!(config.clock_speed, 60.0);
+            assert_eq!(config.control.slot_minutes, 5);
+            assert_eq!(config.control.replan_interval_secs, 30);
+            // Unset tunables keep their defaults.
+            assert_eq!(config.control.profile_validity_secs, 300);
+            let controller = config.control.controller_config();
+            assert_eq!(controller.horizon_slots, 288);
+            assert_eq!(
+                controller.replan_interval,
+                jiff::SignedDuration::from_secs(30)
+            );
+            let [demo, hourly] = &config.communities[..] else {
+                panic!("two communities: {:?}", config.communities)
+            };
+            assert_eq!(
+                demo.base_load_kw,
+                crate::control::settings::BaseLoad::Flat(120.0)
+            );
+            assert_eq!(demo.chargers.len(), 2);
+            assert_eq!(demo.chargers[1].phases, 3);
+            assert_eq!(demo.chargers[1].voltage_v, 220.0);
+            assert_eq!(demo.chargers[1].max_current_a, 32.0);
+            assert_eq!(
+                demo.chargers[1].rate_unit,
+                crate::control::settings::RateUnitSetting::Watts
+            );
+            let crate::control::settings::BaseLoad::Hourly(values) = &hourly.base_load_kw else {
+                panic!("hourly base load: {:?}", hourly.base_load_kw)
+            };
+            assert_eq!(values.len(), 24);
+            assert_eq!(hourly.max_emergencies, Some(2));
+            // And they validate into store records.
+            let record = crate::control::spec::community_record(
+                &demo.id,
+                &demo.settings(),
+                jiff::Timestamp::UNIX_EPOCH,
+            )
+            .unwrap();
+            assert_eq!(record.base_load_kw, vec![120.0; 24]);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_are_named() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ORDERLY_UNKNOWN_CHARGERS", "maybe");
