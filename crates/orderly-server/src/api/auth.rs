@@ -72,6 +72,13 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/chargers/{id}/connectors",
     "/api/v1/chargers/{id}/status-history",
     "/api/v1/chargers/{id}/operations/{action}",
+    // The closed loop: residents' wishes, grid commands, a community and its plan.
+    "/api/v1/transactions/{id}/wish",
+    "/api/v1/id-tags/{tag}/wish-defaults",
+    "/api/v1/communities/{id}",
+    "/api/v1/communities/{id}/plan",
+    "/api/v1/communities/{id}/grid-commands",
+    "/api/v1/grid-commands/{cid}",
 ];
 
 /// The authenticated caller: a user (login session) or an admin token.

@@ -1,6 +1,7 @@
 //! `/api/v1/communities`: communities (transformer, base load, tariff, emergency rules), the
 //! chargers attached to them, and each community's plan as its controller sees it.
 
+use super::auth::{Permission, Principal};
 use super::chargers::path_id;
 use super::error::{ApiError, ApiJson, ApiPath};
 use super::{Actor, outcome_of, record_audit};
@@ -139,8 +140,10 @@ pub async fn list(State(state): State<AppState>) -> Result<ApiJson<Vec<Community
     responses((status = 200, body = CommunityDto), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<CommunityDto>, ApiError> {
+    principal.require(Permission::ReadCommunity(&id))?;
     let c = load(&state, &id).await?;
     Ok(ApiJson(dto(&state, c).await?))
 }
@@ -160,12 +163,15 @@ pub async fn get(
     ))]
 pub async fn put(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CommunitySettings>,
 ) -> Result<(StatusCode, ApiJson<CommunityDto>), ApiError> {
     let audited = serde_json::to_value(&body).unwrap_or(Value::Null);
+    let actor = principal.as_actor();
     let result = async {
+        // Its transformer data: admins and the property manager in scope.
+        principal.require(Permission::ManageCommunity(&id))?;
         let now = Timestamp::now();
         let record = spec::community_record(&id, &body, now).map_err(ApiError::bad_request)?;
         let created = state.store().put_community(record, now).await?;
@@ -202,10 +208,12 @@ pub async fn put(
     ))]
 pub async fn remove(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    let actor = principal.as_actor();
     let result = async {
+        principal.require(Permission::Administer)?;
         match state.store().remove_community(&id).await {
             Ok(true) => {}
             Ok(false) => return Err(ApiError::not_found(format!("community {id:?} not found"))),
@@ -354,8 +362,10 @@ pub async fn detach(
     ))]
 pub async fn plan(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
+    principal.require(Permission::ReadCommunity(&id))?;
     load(&state, &id).await?;
     let query = state.controllers().query(&id, |reply| Msg::Plan { reply });
     let plan = match tokio::time::timeout(CONTROLLER_WAIT, query).await {

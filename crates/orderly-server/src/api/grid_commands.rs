@@ -3,12 +3,12 @@
 //! command is stored with its status and its latest report (baseline, drawn, delivered
 //! reduction, compliance) as the community's controller measures it.
 
+use super::auth::{Permission, Principal};
 use super::communities::load;
 use super::error::{ApiError, ApiJson, ApiPath};
-use super::{Actor, outcome_of, record_audit};
+use super::{outcome_of, record_audit};
 use crate::control::task::grid_command;
 use crate::state::AppState;
-use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
@@ -112,12 +112,15 @@ impl GridCommandDto {
     ))]
 pub async fn create(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    principal: Principal,
     ApiPath(community): ApiPath<String>,
     ApiJson(body): ApiJson<NewGridCommandDto>,
 ) -> Result<(StatusCode, ApiJson<GridCommandDto>), ApiError> {
     let audited = serde_json::to_value(&body).unwrap_or(Value::Null);
+    let actor = principal.as_actor();
     let result = async {
+        // Admins, and grid aggregators or operators whose scope includes the community.
+        principal.require(Permission::ControlGrid(&community))?;
         let now = state.clock().now();
         if !(body.kw.is_finite() && body.kw >= 0.0) {
             return Err(ApiError::bad_request(
@@ -209,8 +212,10 @@ pub async fn create(
     responses((status = 200, body = Vec<GridCommandDto>), (status = 404, body = super::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(community): ApiPath<String>,
 ) -> Result<ApiJson<Vec<GridCommandDto>>, ApiError> {
+    principal.require(Permission::ReadCommunity(&community))?;
     load(&state, &community).await?;
     let now = state.clock().now();
     let records = state.store().list_grid_commands(&community).await?;
@@ -237,9 +242,11 @@ async fn load_command(state: &AppState, id: i64) -> Result<GridCommandRecord, Ap
     responses((status = 200, body = GridCommandDto), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<ApiJson<GridCommandDto>, ApiError> {
     let record = load_command(&state, id).await?;
+    principal.require(Permission::ReadCommunity(&record.community_id))?;
     Ok(ApiJson(GridCommandDto::new(record, state.clock().now())))
 }
 
@@ -254,12 +261,14 @@ pub async fn get(
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    principal: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<ApiJson<GridCommandDto>, ApiError> {
+    let actor = principal.as_actor();
     let result = async {
         let now = state.clock().now();
         let record = load_command(&state, id).await?;
+        principal.require(Permission::ControlGrid(&record.community_id))?;
         if record.cancelled_at.is_some() {
             return Err(ApiError::conflict(format!(
                 "grid command {id} is already cancelled"

@@ -2,12 +2,12 @@
 //! (`PUT /id-tags/{tag}/wish-defaults`). How they combine with history and the community's
 //! defaults is in `control::wish`.
 
+use super::auth::{Belonging, Permission, Principal};
 use super::communities::CONTROLLER_WAIT;
 use super::error::{ApiError, ApiJson, ApiPath};
-use super::{Actor, outcome_of, record_audit};
+use super::{outcome_of, record_audit};
 use crate::control::{Msg, wish};
 use crate::state::AppState;
-use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -102,19 +102,22 @@ impl WishDto {
     ))]
 pub async fn put_wish(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    principal: Principal,
     ApiPath(id): ApiPath<i32>,
     ApiJson(body): ApiJson<WishDto>,
 ) -> Result<Response, ApiError> {
     let audited = serde_json::to_value(&body).unwrap_or(Value::Null);
     let result = async {
         let now = state.clock().now();
-        body.check(now).map_err(ApiError::bad_request)?;
         let store = state.store();
         let transaction = store
             .get_transaction(TransactionId(id))
             .await?
             .ok_or_else(|| ApiError::not_found(format!("transaction {id} not found")))?;
+        // The resident holding the transaction's id tag, admins, its community's operators.
+        let belonging = Belonging::of_transaction(&state, &transaction).await?;
+        principal.require(Permission::ActOwn(belonging.owned()))?;
+        body.check(now).map_err(ApiError::bad_request)?;
         if transaction.stopped_at.is_some() {
             return Err(ApiError::conflict(format!(
                 "transaction {id} has finished; a wish applies to a running transaction"
@@ -168,7 +171,7 @@ pub async fn put_wish(
     .await;
     record_audit(
         &state,
-        &actor,
+        &principal.as_actor(),
         "transaction.wish",
         Some(id.to_string()),
         audited,
@@ -208,13 +211,15 @@ fn path_tag(raw: String) -> Result<IdTag, ApiError> {
     ))]
 pub async fn put_defaults(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    principal: Principal,
     ApiPath(raw): ApiPath<String>,
     ApiJson(body): ApiJson<WishDefaultsDto>,
 ) -> Result<(StatusCode, ApiJson<WishDefaultsDto>), ApiError> {
     let audited = serde_json::to_value(&body).unwrap_or(Value::Null);
     let result = async {
         let tag = path_tag(raw.clone())?;
+        let belonging = Belonging::of_id_tag(&state, tag.as_str()).await?;
+        principal.require(Permission::ActOwn(belonging.owned()))?;
         if let Some(t) = &body.departure_local {
             wish::check_local_time("departure_local", t).map_err(ApiError::bad_request)?;
         }
@@ -248,7 +253,7 @@ pub async fn put_defaults(
     .await;
     record_audit(
         &state,
-        &actor,
+        &principal.as_actor(),
         "id_tag.wish_defaults",
         Some(raw),
         audited,
@@ -265,9 +270,12 @@ pub async fn put_defaults(
     responses((status = 200, body = WishDefaultsDto), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_defaults(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<ApiJson<WishDefaultsDto>, ApiError> {
     let tag = path_tag(raw)?;
+    let belonging = Belonging::of_id_tag(&state, tag.as_str()).await?;
+    principal.require(Permission::ReadOwn(belonging.owned()))?;
     let d = state
         .store()
         .get_wish_defaults(&tag)

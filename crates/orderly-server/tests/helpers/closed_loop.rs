@@ -862,3 +862,100 @@ async fn a_connected_charger_attached_later_gets_profiles_and_commands_get_repor
     })
     .await;
 }
+
+/// Creates a user through the API (admin token) and logs them in; returns the session token.
+async fn user(app: &TestApp, id: &str, role: &str, scopes: Value, id_tags: Value) -> String {
+    let password = format!("{id}-secret-pw");
+    let body = json!({
+        "id": id, "name": format!("User {id}"), "password": password, "role": role,
+        "scopes": scopes, "id_tags": id_tags,
+    });
+    let reply = app.post("/api/v1/users", body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let reply = app
+        .request(
+            Method::POST,
+            "/api/v1/login",
+            Some(json!({ "user": id, "password": password })),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn residents_wish_for_their_own_sessions_and_aggregators_command_their_communities() {
+    each_backend(|backend| async move {
+        let app = loop_app(backend, 100.0).await;
+        app.add_tag("TAGRES", "Accepted", None).await;
+        let res = user(&app, "res", "resident", json!([]), json!(["TAGRES"])).await;
+        let other = user(&app, "oth", "resident", json!([]), json!(["TAG1"])).await;
+        let reg = user(&app, "reg", "regulator", json!([]), json!([])).await;
+        let scope = json!([{ "kind": "community", "id": "c1" }]);
+        let agg = user(&app, "agg", "grid_aggregator", scope, json!([])).await;
+        let elsewhere = json!([{ "kind": "community", "id": "c2" }]);
+        let agg2 = user(&app, "agg2", "grid_aggregator", elsewhere, json!([])).await;
+
+        let mut cp = LoopCp::connect(&app, "CP1").await;
+        cp.boot().await;
+        let tx = cp.start(1, "TAGRES", 0).await;
+        let path = format!("/api/v1/transactions/{tx}/wish");
+        let body = json!({"stay_hours": 4.0, "energy_kwh": 8.0});
+        for (token, allowed) in [(&other, false), (&reg, false), (&res, true)] {
+            let reply = app
+                .request(Method::PUT, &path, Some(body.clone()), Some(token))
+                .await;
+            if allowed {
+                assert!(reply.status.is_success(), "{:?}", reply.body);
+            } else {
+                assert_eq!(reply.status, StatusCode::FORBIDDEN, "{:?}", reply.body);
+            }
+        }
+        let defaults = "/api/v1/id-tags/TAGRES/wish-defaults";
+        let body = json!({"energy_kwh": 9.0});
+        let refused = app
+            .request(Method::PUT, defaults, Some(body.clone()), Some(&other))
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        let ok = app
+            .request(Method::PUT, defaults, Some(body), Some(&res))
+            .await;
+        assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
+
+        // Grid commands: an aggregator in scope, not one elsewhere, not a resident.
+        let commands = "/api/v1/communities/c1/grid-commands";
+        let body = json!({"kind": "reduce", "kw": 1.0, "duration_minutes": 15});
+        for token in [&agg2, &res, &reg] {
+            let reply = app
+                .request(Method::POST, commands, Some(body.clone()), Some(token))
+                .await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{:?}", reply.body);
+        }
+        let created = app
+            .request(Method::POST, commands, Some(body), Some(&agg))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        assert_eq!(created.body["source"]["actor"], "user:agg");
+        let plan = app
+            .request(Method::GET, "/api/v1/communities/c1/plan", None, Some(&agg))
+            .await;
+        assert_eq!(plan.status, StatusCode::OK, "{:?}", plan.body);
+        let read = app
+            .request(Method::GET, "/api/v1/communities/c1", None, Some(&reg))
+            .await;
+        assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+        // Changing the community stays with admins and its property manager.
+        let put = app
+            .request(
+                Method::PUT,
+                "/api/v1/communities/c1",
+                Some(community_body(10.0)),
+                Some(&agg),
+            )
+            .await;
+        assert_eq!(put.status, StatusCode::FORBIDDEN, "{:?}", put.body);
+        app.stop().await;
+    })
+    .await;
+}
