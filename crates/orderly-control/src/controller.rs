@@ -281,6 +281,12 @@ struct ChargerState {
     power_w: BTreeMap<i32, f64>,
     /// Guards (connector TxDefaultProfiles) left from ended transactions, until their validTo.
     stale_guards: BTreeMap<i32, Vec<TxShape>>,
+    /// The connector that gets the idle guard while no transaction runs: the last
+    /// transaction's (one connector per charger is assumed), 1 before any.
+    idle_connector: i32,
+    /// Its last idle guard was rejected or not answered: until one is accepted, the plan keeps
+    /// room for its fallback as if it had none (see the crate docs, "Idle guards").
+    idle_refused: bool,
     compliant: bool,
     over: u32,
     within: u32,
@@ -303,6 +309,8 @@ impl ChargerState {
             failed_until: None,
             power_w: BTreeMap::new(),
             stale_guards: BTreeMap::new(),
+            idle_connector: 1,
+            idle_refused: false,
             compliant: true,
             over: 0,
             within: 0,
@@ -310,6 +318,12 @@ impl ChargerState {
     }
     fn power_kw(&self) -> f64 {
         self.power_w.values().sum::<f64>() / 1000.0
+    }
+    /// Whether the plan may count on this charger holding the idle guard it is sent (while it
+    /// has no transaction, or after its car's departure): it is connected and has not refused
+    /// one. The increases that count on it wait for the guard's acceptance (it is a decrease).
+    fn idle_guard_usable(&self) -> bool {
+        self.connected && !self.idle_refused
     }
     fn shapes(&self, key: Key) -> impl Iterator<Item = &Shape> {
         self.tracks.get(&key).into_iter().flat_map(|t| {
@@ -370,6 +384,34 @@ impl ChargerState {
         }
         profile::unit_to_kw(&self.spec, v)
     }
+    /// As `fallback_kw`, for the slot `[a, b)` at local hour `h`: also a command's fallback
+    /// (held, in flight or wanted) whose window overlaps it, since a command's rotation may give
+    /// this charger more than the base fallback does.
+    fn fallback_kw_in(&self, h: usize, a: i64, b: i64) -> f64 {
+        let mut v = self.fallback_kw(h);
+        for (k, t) in self.tracks.range(Key::Command(CommandId(i64::MIN))..) {
+            if !matches!(k, Key::Command(_)) {
+                break;
+            }
+            for s in t
+                .accepted
+                .iter()
+                .chain(t.desired.iter())
+                .chain(t.pending.as_ref().map(|p| &p.shape))
+                .chain(t.suspect.iter())
+            {
+                if let Shape::Command {
+                    from, to, hourly, ..
+                } = s
+                    && *from < b
+                    && *to > a
+                {
+                    v = v.max(profile::unit_to_kw(&self.spec, hourly[h]));
+                }
+            }
+        }
+        v
+    }
 }
 
 /// Whether `o` and `n` set the same limits from `now` on (until their expiry).
@@ -427,6 +469,13 @@ struct SessionState {
     wish: ResolvedWish,
     delivered_kwh: f64,
     cost_so_far: f64,
+    /// The most the car was seen to draw when it drew clearly less than its limit (kW): the
+    /// car's own maximum, below the charger's. Planning it at the charger's maximum would
+    /// put its energy into too few slots (the cheapest, the last before departure) and leave
+    /// it short. Never lowered: a tapering car needs little anyway.
+    car_max_kw: Option<f64>,
+    /// Consecutive readings below the limit (one alone may be a car still ramping up).
+    below_limit: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -694,6 +743,16 @@ impl Controller {
                 // A transaction missed its stop: the connector has one transaction at a time.
                 self.sessions
                     .retain(|_, s| !(s.charger == charger && s.connector == connector_id));
+                if let Some(ch) = self.chargers.get_mut(&charger) {
+                    ch.idle_connector = connector_id;
+                    // Its pair replaces the idle guard at the next re-plan; a back-off left by
+                    // an idle guard the charger refused must not hold the car's pair back.
+                    if let Some(t) = ch.tracks.get_mut(&Key::Tx(connector_id))
+                        && t.pending.is_none()
+                    {
+                        t.next_try = now;
+                    }
+                }
                 self.sessions.insert(
                     transaction_id,
                     SessionState {
@@ -704,6 +763,8 @@ impl Controller {
                         wish,
                         delivered_kwh: 0.0,
                         cost_so_far: 0.0,
+                        car_max_kw: None,
+                        below_limit: 0,
                     },
                 );
                 self.dirty = true;
@@ -712,18 +773,36 @@ impl Controller {
                 if let Some(s) = self.sessions.remove(&transaction_id) {
                     if let Some(ch) = self.chargers.get_mut(&s.charger) {
                         // The charger drops a TxProfile with its transaction; its guard stays
-                        // until its validTo.
-                        if let Some(t) = ch.tracks.remove(&Key::Tx(s.connector)) {
+                        // until its validTo (a stale guard) or until the idle guard (same
+                        // chargingProfileId) the next re-plan sends replaces it. An idle guard
+                        // held or in flight stays what it is (a TxDefaultProfile outlives the
+                        // transaction).
+                        ch.idle_connector = s.connector;
+                        if let Some(t) = ch.tracks.get_mut(&Key::Tx(s.connector)) {
                             let g = ch.stale_guards.entry(s.connector).or_default();
-                            for sh in t
-                                .accepted
+                            let pending_tx = t
+                                .pending
+                                .as_ref()
+                                .is_some_and(|p| matches!(p.shape, Shape::Tx(_)));
+                            let pending = if pending_tx { t.pending.take() } else { None };
+                            let accepted_tx = matches!(t.accepted, Some(Shape::Tx(_)));
+                            let accepted = if accepted_tx { t.accepted.take() } else { None };
+                            for sh in accepted
                                 .into_iter()
-                                .chain(t.pending.map(|p| p.shape))
-                                .chain(t.suspect)
+                                .chain(pending.map(|p| p.shape))
+                                .chain(t.suspect.take())
                             {
                                 if let Shape::Tx(x) = sh {
                                     g.push(x);
                                 }
+                            }
+                            if matches!(t.desired, Some(Shape::Tx(_))) {
+                                t.desired = None;
+                            }
+                            t.settled = false;
+                            t.next_try = now;
+                            if g.is_empty() {
+                                ch.stale_guards.remove(&s.connector);
                             }
                         }
                         ch.power_w.remove(&s.connector);
@@ -974,6 +1053,22 @@ impl Controller {
         ch.power_w.insert(connector, p.max(0.0));
         // Compliance: the limit in force at `at` from what the charger holds or has in flight.
         let limit_kw = Self::limit_kw_at(&self.clock, ch, connector, tx, at);
+        if let Some(s) = tx.and_then(|tx| self.sessions.get_mut(&tx)) {
+            let kw = p / 1000.0;
+            let min_kw = ch.spec.min_kw().max(0.5);
+            if let Some(m) = &mut s.car_max_kw {
+                *m = m.max(kw);
+            }
+            // Charging (at least the minimum), not finished, and well below its limit.
+            if kw >= min_kw && kw < limit_kw * 0.9 - 0.2 && s.delivered_kwh < s.wish.energy_kwh {
+                s.below_limit += 1;
+                if s.below_limit >= self.config.compliance_samples.max(2) {
+                    s.car_max_kw = Some(s.car_max_kw.map_or(kw, |m| m.max(kw)));
+                }
+            } else {
+                s.below_limit = 0;
+            }
+        }
         let allowed_w = limit_kw * 1000.0 * (1.0 + self.config.compliance_tolerance_ratio)
             + self.config.compliance_tolerance_w;
         if p > allowed_w {
@@ -1104,15 +1199,33 @@ impl Controller {
                 t.suspect = None;
                 t.settled = t.desired.as_ref() == Some(&p.shape);
                 if let Key::Tx(c) = key {
-                    // The pair replaced the connector's guard (same chargingProfileId).
+                    // The pair or idle guard replaced the connector's guard (same
+                    // chargingProfileId).
                     ch.stale_guards.remove(&c);
+                }
+                if matches!(p.shape, Shape::Idle { .. }) && ch.idle_refused {
+                    // The plan may count on its idle guards again.
+                    ch.idle_refused = false;
+                    self.dirty = true;
                 }
                 if p.shape == Shape::Clear {
                     ch.tracks.remove(&key);
                 } else {
                     t.accepted = Some(p.shape);
                 }
-                if ch.failed_until.take().is_some() {
+                // Planned again only once nothing else of it awaits a retry: a request of
+                // another kind that failed (its pair, say) is still not held.
+                let still_failing = ch.tracks.iter().any(|(k, t)| {
+                    *k != key
+                        && *k != Key::Max
+                        && t.pending.is_none()
+                        && !t.settled
+                        && t.next_try > now
+                        && t.desired
+                            .as_ref()
+                            .is_some_and(|d| !matches!(d, Shape::Idle { .. }))
+                });
+                if !still_failing && ch.failed_until.take().is_some() {
                     self.dirty = true;
                 }
             }
@@ -1122,11 +1235,18 @@ impl Controller {
                     self.requests.remove(&g);
                     self.requests.remove(&p.request);
                 }
+                let idle = matches!(p.shape, Shape::Idle { .. });
                 if !p.decrease {
                     t.suspect = Some(p.shape);
                 }
                 t.next_try = now + retry;
-                if key != Key::Max {
+                if idle {
+                    // The plan must not count on it: its fallback is reserved again (re-plan
+                    // before any increase, see `sync`); retried after `retry_after`. Its
+                    // transactions (none now) are not planned around for this.
+                    ch.idle_refused = true;
+                    self.dirty = true;
+                } else if key != Key::Max {
                     // Plan around it until the retry: what it holds stays in force.
                     ch.failed_until = Some(now + retry);
                     self.dirty = true;
@@ -1435,6 +1555,22 @@ impl Controller {
                     valid_to: solved.valid_to,
                 }));
         }
+        // Idle guards: every charger without a transaction holds limit 0 on its connector until
+        // the plan's expiry (renewed with it), which is what lets the plan give the cars the
+        // room its fallback would take. Identical ones (same expiry) are not sent again.
+        let running: std::collections::BTreeSet<&ChargePointId> =
+            self.sessions.values().map(|s| &s.charger).collect();
+        for (id, ch) in self.chargers.iter_mut() {
+            if running.contains(id) {
+                continue;
+            }
+            ch.tracks
+                .entry(Key::Tx(ch.idle_connector))
+                .or_default()
+                .set_desired(Shape::Idle {
+                    valid_to: solved.valid_to,
+                });
+        }
         let first_powers = solved
             .sessions
             .iter()
@@ -1528,7 +1664,7 @@ impl Controller {
                                     (a.0.max(t.max()), a.1.max(t.valid_to))
                                 });
                             for (k, &t) in starts.iter().enumerate() {
-                                let mut v = ch.fallback_kw(hours[k]);
+                                let mut v = ch.fallback_kw_in(hours[k], t, t + slot_len);
                                 if t < held_tx.1 {
                                     v = v.max(profile::unit_to_kw(&ch.spec, held_tx.0));
                                 }
@@ -1537,31 +1673,46 @@ impl Controller {
                         }
                     } else {
                         planned_tx.extend(txs);
-                        // After the car's departure the charger is idle: its fallback is
-                        // reserved from then on (as for an idle charger), so energy planned
-                        // for the cars staying does not count on room that will be taken.
-                        let dep = txs
-                            .iter()
-                            .map(|tx| secs(self.sessions[tx].wish.departure))
-                            .max()
-                            .unwrap_or(now);
-                        for (k, &t) in starts.iter().enumerate() {
-                            if t + slot_len > dep {
-                                reserve[k] += ch.fallback_kw(hours[k]);
+                        // After the car's departure the charger is idle. Until `valid_to` its
+                        // guard holds the plan's limits for it (nothing after the departure);
+                        // later re-plans send it an idle guard. Only if it refuses those is its
+                        // fallback reserved from the departure on, so energy planned for the
+                        // cars staying does not count on room that will be taken.
+                        if !ch.idle_guard_usable() {
+                            let dep = txs
+                                .iter()
+                                .map(|tx| secs(self.sessions[tx].wish.departure))
+                                .max()
+                                .unwrap_or(now);
+                            for (k, &t) in starts.iter().enumerate() {
+                                if t + slot_len > dep {
+                                    reserve[k] += ch.fallback_kw_in(hours[k], t, t + slot_len);
+                                }
                             }
                         }
                     }
                 }
                 None => {
-                    // Idle: its fallback is reserved (a car may plug in and draw it while this
-                    // plan's TxProfiles are valid: Invariant S), and a guard left by the last
-                    // transaction while it is valid. Invariant S needs the reserve only until
-                    // `valid_to`, but every later re-plan reserves it again while the charger is
-                    // idle; reserving it over the whole horizon makes the plan what will happen
-                    // (a plan that counted on the idle chargers' share later would promise cars
-                    // energy every re-plan then postpones, and miss departures).
+                    // Idle. With idle guards (see the crate docs): until `valid_to` it holds
+                    // limit 0 before any increase of this plan goes out (its idle guard is a
+                    // decrease; a refusal re-plans before any increase), after `valid_to` every
+                    // profile of the plan has expired and the fallbacks alone fit; later
+                    // re-plans renew the idle guard. So only a guard left by the last
+                    // transaction (until the idle guard replaces it) is reserved.
+                    // Without (disconnected, or it refused its idle guard): its fallback is
+                    // reserved (a car may plug in and draw it while this plan's TxProfiles are
+                    // valid: Invariant S). Invariant S needs that only until `valid_to`, but
+                    // every later re-plan reserves it again while the charger is idle;
+                    // reserving it over the whole horizon makes the plan what will happen (a
+                    // plan that counted on its share later would promise cars energy every
+                    // re-plan then postpones, and miss departures).
+                    let usable = ch.idle_guard_usable();
                     for (k, &t) in starts.iter().enumerate() {
-                        let mut v = ch.fallback_kw(hours[k]);
+                        let mut v = if usable {
+                            0.0
+                        } else {
+                            ch.fallback_kw_in(hours[k], t, t + slot_len)
+                        };
                         let g = ch.stale_max(t, t + slot_len);
                         if g > 0.0 {
                             v = v.max(profile::unit_to_kw(&ch.spec, g));
@@ -1600,6 +1751,11 @@ impl Controller {
                 // previous plan's power for this slot), so a car is not left short by
                 // re-planning mid-slot.
                 let p0 = self.previous_power(*tx, slot0);
+                // A car seen drawing less than allowed is planned at what it drew (a little
+                // more, so a car that can draw more shows it).
+                let max_kw = s
+                    .car_max_kw
+                    .map_or(spec.max_kw(), |m| (m * 1.05).min(spec.max_kw()));
                 let missed = p0 * past_h;
                 Session {
                     id: i as u64,
@@ -1616,8 +1772,8 @@ impl Controller {
                             0.0
                         }
                     },
-                    max_kw: spec.max_kw(),
-                    min_kw: spec.min_kw().min(spec.max_kw()),
+                    max_kw,
+                    min_kw: spec.min_kw().min(max_kw),
                     priority: if served.contains(tx) {
                         Priority::Emergency
                     } else {
@@ -1802,9 +1958,25 @@ impl Controller {
                 },
                 None,
             ),
+            // Limit 0 until `valid_to`, then what the charger held anyway (its fallback): never
+            // above what it holds now, since every expiry held (an earlier idle guard, a pair's
+            // or a stale guard) comes from an earlier plan and the plan's expiry never moves back.
+            Shape::Idle { .. } => (
+                if old == Some(new) {
+                    Change::Equal
+                } else {
+                    Change::Decrease
+                },
+                None,
+            ),
             Shape::Tx(n) => {
                 let o = match old {
                     Some(Shape::Tx(o)) if o.transaction_id == n.transaction_id => Some(o),
+                    _ => None,
+                };
+                // The idle guard the connector holds (a car plugged into an idle charger).
+                let idle_to = match old {
+                    Some(Shape::Idle { valid_to }) => Some(*valid_to),
                     _ => None,
                 };
                 // Fast path: the same periods from now on and the same expiry (the common case
@@ -1814,7 +1986,10 @@ impl Controller {
                 {
                     return (Change::Equal, None);
                 }
-                let end = n.valid_to.max(o.map_or(0, |o| o.valid_to));
+                let end = n
+                    .valid_to
+                    .max(o.map_or(0, |o| o.valid_to))
+                    .max(idle_to.unwrap_or(0));
                 let mut bps: Vec<i64> = vec![now];
                 bps.extend(n.periods.iter().map(|p| p.0));
                 bps.push(n.valid_to);
@@ -1822,6 +1997,7 @@ impl Controller {
                     bps.extend(o.periods.iter().map(|p| p.0));
                     bps.push(o.valid_to);
                 }
+                bps.extend(idle_to);
                 for g in ch.stale_guards.get(&n_connector).into_iter().flatten() {
                     bps.extend(g.periods.iter().map(|p| p.0));
                     bps.push(g.valid_to);
@@ -1838,10 +2014,17 @@ impl Controller {
                 let conn = n_connector;
                 let f_old = |t: i64| {
                     o.and_then(|o| o.at(t))
+                        .or_else(|| idle_to.filter(|&v| t < v).map(|_| 0.0))
                         .or_else(|| ch.stale_at(conn, t))
                         .unwrap_or_else(|| self.held_default(ch, t))
                 };
-                let c = classify_values(bps.iter().map(|&t| (f_new(t), f_old(t))));
+                let mut c = classify_values(bps.iter().map(|&t| (f_new(t), f_old(t))));
+                if c == Change::Equal && o.is_none_or(|o| o.valid_to < n.valid_to) {
+                    // Equal to what the charger falls back to, but not held: the fallback may
+                    // change (a command's rotation, a new base load) while the plan counts on
+                    // this pair. Sending it changes nothing now, so it goes as a decrease.
+                    c = Change::Decrease;
+                }
                 let min = (c == Change::Mixed).then(|| {
                     let mut periods: Vec<(i64, f64)> = Vec::new();
                     for &t in bps.iter().filter(|&&t| t < n.valid_to) {
@@ -1905,7 +2088,10 @@ impl Controller {
                 t.settled = true;
             }
         }
-        if sends.is_empty() && !blocked {
+        // Increases also wait while a re-plan is due: they were computed by a plan whose
+        // assumptions an event may have broken (an idle guard refused: that charger's fallback
+        // must be reserved again before anyone gets more).
+        if sends.is_empty() && !blocked && !self.dirty {
             sends.extend(increases.into_iter().map(|(a, b, c)| (a, b, c, false)));
         }
         for (id, key, shape, decrease) in sends {

@@ -42,8 +42,46 @@
 //!   connector would get the connector-0 fallback on top of the plan). Every TxProfile and
 //!   guard of a plan expires at the same instant, on a grid of the re-plan interval, so after
 //!   it only the fallbacks apply;
-//! - the plan keeps room for the fallback of every idle charger (and of every charger after its
-//!   car's departure), and for the guards left by ended transactions until they expire.
+//! - every charger without a running transaction holds an *idle guard* (below) until the same
+//!   instant, so the plan keeps no room for its fallback; it keeps room for the guards left by
+//!   ended transactions until the idle guard replaces them, and for the fallback of a charger
+//!   that refuses idle guards or is disconnected (and of such a charger after its car's
+//!   departure).
+//!
+//! # Idle guards
+//!
+//! The fallbacks share the whole capacity among all chargers, so keeping room for the fallback
+//! of every idle charger left the cars only their own chargers' equal shares (60 chargers on
+//! 100 kW with 40 cars plugged in: 33 kW kept for 20 idle chargers; a lone car got about
+//! 1/60 of the capacity). Instead an idle connector (no transaction, including after its car
+//! left) holds a TxDefaultProfile with the guard's chargingProfileId (20 + connector) and stack
+//! level (9): Absolute, limit 0 (A or W; OCPP 1.6 allows 0, "pause"), validTo = the plan's
+//! shared expiry (schedule started a little before `now`, so a charge point whose clock is
+//! behind already applies it). It replaces the guard left by the last transaction, and the next
+//! transaction's guard replaces it. While it is valid that charger's worst case is 0; after
+//! the expiry every TxProfile, guard and idle guard of the plan has expired together and only
+//! the fallbacks apply, whose sum fits. So the plan reserves for an idle charger only what it
+//! may draw from what it holds until the expiry (a stale guard) and nothing after it (the
+//! re-plans renew the idle guards with the expiry); cars share (nearly) the whole capacity.
+//!
+//! Safety of the transitions, by the ordering rule below: renewing an idle guard to a later
+//! expiry lowers that charger from its fallback to 0 over `[old expiry, new expiry)` (a
+//! decrease, sent at once); extending a car's pair raises it there (an increase), so the pairs
+//! go out only after every idle guard was accepted. A charger that rejects an idle guard, says
+//! NotSupported or does not answer is marked: the next re-plan keeps room for its fallback
+//! again (over the whole horizon, as before) and no increase goes out until that re-plan
+//! (increases wait while a re-plan is due); it is retried after `retry_after` and counted on
+//! again once it accepts one. A car plugged into an idle charger draws 0 until its pair
+//! arrives; the pair is an increase over the idle guard and waits for no other increase. When
+//! a transaction stops the charger keeps its pair's guard (a stale guard, reserved until its
+//! expiry or until the idle guard with the same id is accepted). An idle guard identical to the
+//! one held (same expiry) is not sent again: one request per idle charger per expiry grid step.
+//! A pair equal to the fallback it would replace is still sent when the charger does not hold
+//! it (a fallback can change under a pair the plan counts on, e.g. a command's rotation).
+//!
+//! A plan that can give a car the whole capacity must know the car's own maximum: a car seen
+//! drawing clearly less than its limit (two readings in a row, while it still wants energy) is
+//! planned at what it drew (+5 %), never above its charger's maximum.
 //!
 //! # Ordering rule
 //!
@@ -64,6 +102,9 @@
 //!   to each connector).
 //! - A charger that never accepted its fallback is assumed to hold it for the room kept for
 //!   it (it could draw its hardware maximum).
+//! - The idle guard goes on the connector of the charger's last transaction (1 before any):
+//!   with one connector per charger assumed, a car on another connector would get the
+//!   connector-0 fallback.
 //! - The learned base load is applied with hysteresis (a change of more than 1 % of the usable
 //!   rating or 1 kW), since each change re-sends every charger's fallback.
 

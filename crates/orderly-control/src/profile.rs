@@ -90,6 +90,9 @@ pub(crate) enum Shape {
     },
     /// A TxProfile: `periods` (absolute start, limit) from `start` until `valid_to`.
     Tx(TxShape),
+    /// An idle guard (see [`idle_guard_body`]): the connector's TxDefaultProfile at the guard's
+    /// id and stack level, limit 0 until `valid_to`.
+    Idle { valid_to: i64 },
     /// ClearChargingProfile of a command's profile.
     Clear,
 }
@@ -319,6 +322,10 @@ pub(crate) fn request(
                 ),
             },
         ),
+        Shape::Idle { valid_to } => (
+            i64::from(connector),
+            idle_guard_body(spec, connector, *valid_to, now),
+        ),
         Shape::Clear => unreachable!("Clear is sent as ClearChargingProfile"),
     };
     v16::SetChargingProfileRequest {
@@ -327,8 +334,46 @@ pub(crate) fn request(
     }
 }
 
+/// How long before `now` an idle guard's schedule starts: its single period is 0, so an earlier
+/// start changes nothing but keeps it in force on a charge point whose clock is behind the
+/// platform's (a renewal that started at the platform's `now` would leave such a charger on its
+/// connector-0 fallback for the skew).
+pub const IDLE_GUARD_LEAD_SECS: i64 = 600;
+
+/// The *idle guard* of `connector`: a TxDefaultProfile with the guard's chargingProfileId and
+/// stack level ([`guard_profile_id`], [`GUARD_STACK_LEVEL`]), Absolute, one period of limit 0
+/// (OCPP 1.6: 0 pauses charging), validTo = the plan's `valid_to`. It replaces the guard left
+/// by the connector's last transaction and is replaced by the next transaction's guard. While it
+/// is valid a car plugged in with the platform unreachable gets nothing, so the plan needs no
+/// room for that charger's fallback; after `valid_to` the connector-0 fallback applies again.
+pub(crate) fn idle_guard_body(
+    spec: &ChargerSpec,
+    connector: i32,
+    valid_to: i64,
+    now: i64,
+) -> v16::ChargingProfile {
+    let start = (now - IDLE_GUARD_LEAD_SECS).min(valid_to - 1);
+    v16::ChargingProfile {
+        charging_profile_id: guard_profile_id(connector),
+        transaction_id: None,
+        stack_level: GUARD_STACK_LEVEL,
+        charging_profile_purpose: v16::ChargingProfilePurpose::TxDefaultProfile,
+        charging_profile_kind: v16::ChargingProfileKind::Absolute,
+        recurrency_kind: None,
+        valid_from: None,
+        valid_to: Some(ocpp_ts(valid_to)),
+        charging_schedule: v16::ChargingSchedule {
+            duration: Some(valid_to - start),
+            start_schedule: Some(ocpp_ts(start)),
+            charging_rate_unit: unit(spec),
+            charging_schedule_period: vec![period(spec, 0, 0.0)],
+            min_charging_rate: None,
+        },
+    }
+}
+
 /// The guard that goes with a TxProfile: a TxDefaultProfile on the transaction's connector,
-/// stack level 2, with the TxProfile's periods and validTo. While the live plan is valid, a car
+/// stack level [`GUARD_STACK_LEVEL`], with the TxProfile's periods and validTo. While the live plan is valid, a car
 /// that replaced the planned one on that connector (the resident left, another plugged in,
 /// with the platform unreachable) gets no more than the plan reserved for the connector; after
 /// validTo both expire together and the connector-0 fallback applies.

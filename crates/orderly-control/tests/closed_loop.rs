@@ -326,7 +326,11 @@ fn ev() -> impl Strategy<Value = Ev> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    // PROPTEST_CASES=300 for a longer run (an explicit `cases` would override the variable).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
+        ..ProptestConfig::default()
+    })]
 
     /// Invariant S: at a random instant the platform stops answering; whether or not the
     /// requests in flight reach the charge points, the worst case of what they hold (each
@@ -338,11 +342,19 @@ proptest! {
         night in any::<bool>(),
         stop_after in 0usize..25,
         rating in 18.0f64..40.0,
+        refusing in prop::collection::vec(prop::bool::weighted(0.2), 8),
     ) {
-        let mut sim = Sim::new(community(8, rating, 6.0), config(), if night { NIGHT } else { EVENING });
+        // Some charge points refuse idle guards (NotSupported) from the start, others accept
+        // them at first and refuse the renewals from the k-th event on.
+        let start = if night { NIGHT } else { EVENING };
+        let initially: Vec<bool> = refusing.iter().enumerate().map(|(i, r)| *r && i % 2 == 0).collect();
+        let mut sim = Sim::with_refusing(community(8, rating, 6.0), config(), start, initially);
         for (k, e) in events.iter().enumerate() {
             if k == stop_after {
                 sim.answering = false;
+            }
+            if k == stop_after / 2 {
+                sim.refusing_idle_guards.clone_from(&refusing);
             }
             match *e {
                 Ev::Plug { charger, kwh, stay_h, emergency } => {
@@ -440,4 +452,107 @@ fn cancelled_command_is_cleared_and_learned_base_load_lowers_the_fallback() {
     // The fallback the chargers now hold fits the lower capacity.
     sim.community.base_load_kw[h] = learned;
     assert_safe_now(&sim);
+}
+
+/// Idle guards: a car alone among 40 chargers gets up to its charger's maximum, not the equal
+/// share of capacity the idle chargers' fallbacks would leave it, and gets it as soon as it
+/// plugs in.
+#[test]
+fn lone_car_gets_its_charger_max_not_an_equal_share() {
+    // 40 chargers on 27 − 6 = 21 kW at night: an equal share is about 0.5 kW.
+    let mut sim = Sim::new(community(40, 30.0, 6.0), config(), NIGHT);
+    let cap = sim.capacity_w(sim.now);
+    let share = cap / 40.0;
+    // Every idle charger holds limit 0 for a newly arriving car (its idle guard).
+    for cp in &sim.cps {
+        assert_eq!(cp.worst_w(sim.now), 0.0, "{}", cp.spec.id.as_str());
+    }
+    // 14 kWh in 2 h from a 7.04 kW charger: only (nearly) full rate makes it.
+    sim.plug(0, 14.0, 2.0, 7040.0, false);
+    let max = sim.cps[0].spec.max_kw() * 1000.0;
+    let got = sim.cps[0].limit_w(sim.now);
+    assert!(
+        got >= 0.98 * max,
+        "at plug-in: {got:.0} W of {max:.0} W (equal share {share:.0} W)"
+    );
+    assert_safe_now(&sim);
+    sim.run(2 * 3600 + 60, 10);
+    assert!(sim.over.is_empty(), "{:?}", sim.over.first());
+    let (wanted, got, _) = sim.cps[0].visits[0];
+    assert!(got >= wanted * 0.995, "short: {got:.0} of {wanted:.0} Wh");
+    assert_safe_now(&sim);
+}
+
+/// Five cars among 40 chargers share the whole capacity, not five equal shares of it.
+#[test]
+fn five_cars_among_forty_chargers_use_the_whole_capacity() {
+    let mut sim = Sim::new(community(40, 30.0, 6.0), config(), NIGHT);
+    let cap = sim.capacity_w(sim.now);
+    // Single-phase chargers (7.04 kW each; a three-phase one's 3.96 kW minimum would leave the
+    // engine an awkward remainder).
+    for i in [0, 1, 2, 4, 5] {
+        // More than the night can give them: the plan fills every slot.
+        sim.plug(i, 40.0, 8.0, 11000.0, false);
+        assert_safe_now(&sim);
+    }
+    sim.run(600, 10);
+    let drawn: f64 = sim.cps.iter().map(|c| c.power_w).sum();
+    assert!(
+        drawn >= 0.95 * cap,
+        "drawn {drawn:.0} W of {cap:.0} W (5 equal shares: {:.0} W)",
+        cap * 5.0 / 40.0
+    );
+    assert!(sim.over.is_empty(), "{:?}", sim.over.first());
+    assert_safe_now(&sim);
+    // The rest keep their idle guards renewed: still safe an hour later.
+    sim.run(3600, 10);
+    assert!(sim.over.is_empty(), "{:?}", sim.over.first());
+    assert_safe_now(&sim);
+    let drawn: f64 = sim.cps.iter().map(|c| c.power_w).sum();
+    assert!(
+        drawn >= 0.95 * cap,
+        "an hour on: {drawn:.0} W of {cap:.0} W"
+    );
+}
+
+/// A charger that does not support idle guards keeps its fallback reserved: the lone car gets
+/// what the others' fallbacks leave, the others' idle guards still count.
+#[test]
+fn charger_refusing_idle_guards_is_reserved_at_its_fallback() {
+    // 3 chargers on 18 − 8 = 10 kW at night: fallback 10/3 kW each.
+    let mut sim = Sim::with_refusing(
+        community(3, 20.0, 8.0),
+        config(),
+        NIGHT,
+        vec![false, false, true],
+    );
+    let cap = sim.capacity_w(sim.now);
+    let refusing_fallback = sim.cps[2].worst_w(sim.now);
+    assert!(refusing_fallback > 3000.0, "{refusing_fallback}");
+    assert_eq!(sim.cps[1].worst_w(sim.now), 0.0);
+    // More than 3 h at the charger's maximum can give: it wants full rate.
+    sim.plug(0, 25.0, 3.0, 7040.0, false);
+    sim.run(120, 10);
+    assert_safe_now(&sim);
+    let got = sim.cps[0].limit_w(sim.now);
+    // Not the charger's maximum (7.04 kW would leave 2.96 kW for a car at charger 2)...
+    assert!(
+        got <= cap - refusing_fallback + 1.0,
+        "{got:.0} W with {refusing_fallback:.0} W kept for charger 2 of {cap:.0} W"
+    );
+    // ...but all of the rest (charger 1 holds its idle guard).
+    assert!(
+        got >= cap - refusing_fallback - 200.0,
+        "{got:.0} W with {refusing_fallback:.0} W kept for charger 2 of {cap:.0} W"
+    );
+    assert_eq!(sim.cps[1].worst_w(sim.now), 0.0);
+    assert_eq!(sim.cps[2].worst_w(sim.now), refusing_fallback);
+    // Once it accepts idle guards (retried), the car gets its charger's maximum.
+    sim.refusing_idle_guards[2] = false;
+    sim.run(120, 10);
+    assert_safe_now(&sim);
+    let max = sim.cps[0].spec.max_kw() * 1000.0;
+    let got = sim.cps[0].limit_w(sim.now);
+    assert!(got >= max - 25.0, "{got:.0} W of {max:.0} W");
+    assert_eq!(sim.cps[2].worst_w(sim.now), 0.0);
 }

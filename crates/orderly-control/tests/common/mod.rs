@@ -174,12 +174,27 @@ pub struct Sim {
     pub over: Vec<(Timestamp, f64, f64)>,
     pub peak_ratio: f64,
     pub sent: usize,
+    /// Charge points (by index) that answer NotSupported to an idle guard (a stack-level-9
+    /// connector TxDefaultProfile of limit 0) and keep what they held.
+    pub refusing_idle_guards: Vec<bool>,
     last_meter: Timestamp,
     next_command: i64,
 }
 
 impl Sim {
     pub fn new(community: CommunitySpec, config: ControllerConfig, start: &str) -> Sim {
+        let n = community.chargers.len();
+        Self::with_refusing(community, config, start, vec![false; n])
+    }
+
+    /// As `new`, with the charge points marked in `refusing` answering NotSupported to idle
+    /// guards from the start.
+    pub fn with_refusing(
+        community: CommunitySpec,
+        config: ControllerConfig,
+        start: &str,
+        refusing: Vec<bool>,
+    ) -> Sim {
         let now: Timestamp = start.parse().unwrap();
         let ctl = Controller::new(community.clone(), config, now).unwrap();
         let cps = community
@@ -210,6 +225,7 @@ impl Sim {
             over: Vec::new(),
             peak_ratio: 0.0,
             sent: 0,
+            refusing_idle_guards: refusing,
             last_meter: now,
             next_command: 1,
         };
@@ -244,7 +260,15 @@ impl Sim {
                         continue;
                     }
                     let i = self.index(charger);
-                    let outcome = self.cps[i].apply(&a);
+                    // An idle guard goes to a connector without a transaction (answers are
+                    // immediate here); a pair's guard of limit 0 (a car not planned now) is a
+                    // different request the charge point accepts.
+                    let idle = is_idle_guard(&a) && self.cps[i].car.is_none();
+                    let outcome = if self.refusing_idle_guards[i] && idle {
+                        ProfileOutcome::NotSupported
+                    } else {
+                        self.cps[i].apply(&a)
+                    };
                     let (request, charger) = (*request, charger.clone());
                     self.ctl.handle(
                         Input::ProfileResult {
@@ -509,4 +533,20 @@ impl Sim {
         }
         out
     }
+}
+
+/// Whether `a` sets an idle guard: a connector TxDefaultProfile at the guard's stack level
+/// whose limits are all 0.
+pub fn is_idle_guard(a: &Action) -> bool {
+    let Action::SetProfile { request_body, .. } = a else {
+        return false;
+    };
+    let p = &request_body.cs_charging_profiles;
+    request_body.connector_id > 0
+        && p.stack_level == orderly_control::profile::GUARD_STACK_LEVEL
+        && p.charging_profile_purpose == orderly_ocpp::v16::ChargingProfilePurpose::TxDefaultProfile
+        && p.charging_schedule
+            .charging_schedule_period
+            .iter()
+            .all(|x| x.limit == 0.0)
 }
