@@ -28,9 +28,57 @@ fn main() {
         }
         n
     };
+    // The whole renewal with every answer fed back: the idle guards (one per idle charger,
+    // decreases), then the pairs (two requests each; a pair that lowers some instants goes
+    // as its pointwise minimum first, then whole).
+    let renewal = |secs: i64| {
+        let mut c = ctl.clone();
+        let t = *now + SignedDuration::from_secs(secs);
+        c.handle_timeout(t);
+        let (mut n, mut idle) = (0, 0);
+        loop {
+            let mut k = 0;
+            while let Some(a) = c.poll_action() {
+                if let Action::SetProfile {
+                    request,
+                    charger,
+                    request_body,
+                } = a
+                {
+                    k += 1;
+                    let p = &request_body.cs_charging_profiles;
+                    if request_body.connector_id > 0
+                        && p.transaction_id.is_none()
+                        && p.charging_schedule
+                            .charging_schedule_period
+                            .iter()
+                            .all(|x| x.limit == 0.0)
+                        && p.charging_schedule.start_schedule.map(|s| s.0) < Some(t)
+                    {
+                        idle += 1;
+                    }
+                    c.handle(
+                        Input::ProfileResult {
+                            charger,
+                            request,
+                            outcome: ProfileOutcome::Accepted,
+                        },
+                        t,
+                    );
+                }
+            }
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        (n, idle)
+    };
+    let (total, idle) = renewal(180);
     println!(
         "community: 500 chargers, {n_tx} sessions; engine problem {} slots × {} sessions; \
-         requests before answers: {} at a re-plan a minute on, {} when every expiry moves on",
+         requests before answers: {} at a re-plan a minute on, {} when every expiry moves on; \
+         that whole renewal with answers: {total} requests ({idle} idle guards)",
         p.capacity_kw.len(),
         p.sessions.len(),
         sends(60),
