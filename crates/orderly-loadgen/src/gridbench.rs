@@ -628,7 +628,10 @@ mod tests {
     fn config_makes_the_current_and_next_hour_dear() {
         let now: Timestamp = "2026-11-26T23:30:00Z".parse().unwrap();
         let c = server_config(2, "GB%05d", 7, Scenario::TxProfile, 60, 300, now).unwrap();
-        let tariff = c.lines().find(|l| l.starts_with("tariff_cny_per_kwh")).unwrap();
+        let tariff = c
+            .lines()
+            .find(|l| l.starts_with("tariff_cny_per_kwh"))
+            .unwrap();
         let prices: Vec<&str> = tariff
             .trim_start_matches("tariff_cny_per_kwh = [")
             .trim_end_matches(']')
