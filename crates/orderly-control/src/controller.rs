@@ -588,6 +588,11 @@ fn secs(t: Timestamp) -> i64 {
     t.as_second()
 }
 
+/// `t` in whole seconds, rounded up.
+fn secs_ceil(t: Timestamp) -> i64 {
+    t.as_second() + i64::from(t.subsec_nanosecond() > 0)
+}
+
 fn validate(
     community: &CommunitySpec,
     config: &ControllerConfig,
@@ -923,7 +928,9 @@ impl Controller {
         let kw = match command.kind {
             CommandKind::Limit { kw } | CommandKind::Reduce { kw } => kw,
         };
-        let (start, end) = (secs(command.start), secs(command.end));
+        // Whole seconds, outward: the command is enforced (and its fallback held) over at least
+        // its whole window, never ending a fraction of a second early.
+        let (start, end) = (secs(command.start), secs_ceil(command.end));
         if start >= end || !kw.is_finite() || kw < 0.0 {
             self.last_error = Some(format!(
                 "grid command {}: invalid window or kW",
