@@ -7,12 +7,14 @@
 //! - [`spec`]: validation of those settings, store records ⇄ `orderly_control::CommunitySpec`.
 //! - [`wish`]: resolving a session's wish (explicit → id-tag defaults → history → community).
 //! - [`task`]: the controller task of one community.
+//! - [`rate_unit`]: a charger's rate unit (A or W), asked at boot before its profiles go out.
 //! - [`Controllers`] (here): the running tasks, which community each charger belongs to, and
 //!   the functions the API and the gateway call (start, reload, post, query).
 //!
 //! The gateway never waits for a controller: inputs go over an unbounded channel, and a
 //! controller that is slow or gone costs the charger's answer nothing.
 
+pub mod rate_unit;
 pub mod settings;
 pub mod spec;
 pub mod task;

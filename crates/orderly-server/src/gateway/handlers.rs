@@ -270,13 +270,12 @@ async fn boot(
     session.accepted = registered;
     if status == v16::RegistrationStatus::Accepted {
         // Its profiles (ChargePointMax, TxDefault) are (re)sent: a rebooted charger may have
-        // lost them. They queue behind this answer on the connection.
-        state.controllers().input(
-            id,
-            Input::ChargerConnected {
-                charger: id.clone(),
-            },
-        );
+        // lost them. First its rate unit is asked (GetConfiguration), so they go out in a unit
+        // it takes; the call queues behind this answer on the connection.
+        tokio::spawn(crate::control::rate_unit::discover_then_connect(
+            state.clone(),
+            id.clone(),
+        ));
     }
     Ok(v16::BootNotificationResponse {
         status,

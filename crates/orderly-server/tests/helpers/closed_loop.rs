@@ -422,6 +422,8 @@ struct LoopCp {
     /// csChargingProfiles of every SetChargingProfile received (with connectorId added).
     profiles: Vec<Value>,
     seen: usize,
+    /// Its `ChargingScheduleAllowedChargingRateUnit` (answered to GetConfiguration).
+    rate_units: &'static str,
 }
 
 impl LoopCp {
@@ -440,6 +442,7 @@ impl LoopCp {
             next_id: 1,
             profiles: Vec::new(),
             seen: 0,
+            rate_units: "Current,Power",
         }
     }
 
@@ -469,7 +472,13 @@ impl LoopCp {
                 profile["connectorId"] = frame[3]["connectorId"].clone();
                 self.profiles.push(profile);
             }
-            let answer = json!([3, frame[1], {"status": "Accepted"}]).to_string();
+            let answer = if frame[2] == "GetConfiguration" {
+                let key = "ChargingScheduleAllowedChargingRateUnit";
+                let known = json!([{"key": key, "readonly": true, "value": self.rate_units}]);
+                json!([3, frame[1], {"configurationKey": known}]).to_string()
+            } else {
+                json!([3, frame[1], {"status": "Accepted"}]).to_string()
+            };
             self.ws.send(Message::text(answer)).await.unwrap();
         }
         Some(frame)
@@ -592,6 +601,30 @@ async fn loop_app(backend: Backend, rating_kw: f64) -> TestApp {
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     app.add_tag("TAG1", "Accepted", None).await;
     app
+}
+
+#[tokio::test]
+async fn a_charger_that_takes_only_watts_gets_its_profiles_in_watts() {
+    each_backend(|backend| async move {
+        // Configured in amperes; the charger says it takes power limits only.
+        let app = loop_app(backend, 100.0).await;
+        let mut cp = LoopCp::connect(&app, "CP1").await;
+        cp.rate_units = "Power";
+        cp.boot().await;
+        let max = cp
+            .profile_where("ChargePointMaxProfile", |p| {
+                purpose(p) == "ChargePointMaxProfile"
+            })
+            .await;
+        assert_eq!(max["chargingSchedule"]["chargingRateUnit"], "W");
+        assert_eq!(first_limit(&max), 7040.0);
+        let fallback = cp
+            .profile_where("TxDefaultProfile", |p| purpose(p) == "TxDefaultProfile")
+            .await;
+        assert_eq!(fallback["chargingSchedule"]["chargingRateUnit"], "W");
+        app.stop().await;
+    })
+    .await;
 }
 
 #[tokio::test]
