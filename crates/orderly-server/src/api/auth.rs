@@ -4,7 +4,7 @@
 //!
 //! A handler states its rule in one line, before it changes or returns anything:
 //!
-//! ```ignore
+//! ```text
 //! pub async fn update(State(state): State<AppState>, principal: Principal, ...) -> ... {
 //!     principal.require(Permission::ManageCommunity(&id))?;
 //! ```

@@ -102,6 +102,18 @@ async fn forward(
         OperationError::UnknownOperation(_) => ApiError::not_found(e.to_string()),
         OperationError::Invalid { .. } => ApiError::bad_request(e.to_string()),
     })?;
+    // A community's chargers hold the controller's profiles, and its safety rule (Invariant S)
+    // relies on knowing every one of them: a profile set or cleared by hand would go around it.
+    if matches!(
+        action,
+        orderly_ocpp::Action::SetChargingProfile | orderly_ocpp::Action::ClearChargingProfile
+    ) && let Some(community) = state.controllers().community_of(&id)
+    {
+        return Err(ApiError::conflict(format!(
+            "charger {id} belongs to community {community}: its charging profiles are set by the \
+             community's controller"
+        )));
+    }
     let Some(sender) = state.registry().sender(&id) else {
         return Err(if state.store().get_charger(&id).await?.is_some() {
             ApiError::conflict(format!("charger {id} is not connected"))

@@ -628,6 +628,36 @@ async fn a_charger_that_takes_only_watts_gets_its_profiles_in_watts() {
 }
 
 #[tokio::test]
+async fn profiles_by_hand_are_refused_for_a_community_charger() {
+    each_backend(|backend| async move {
+        let app = loop_app(backend, 100.0).await;
+        let profile = json!({"connectorId": 0, "csChargingProfiles": {
+            "chargingProfileId": 99, "stackLevel": 5,
+            "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+            "chargingSchedule": {"chargingRateUnit": "A", "startSchedule": "2026-01-01T00:00:00Z",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 32.0}]}}});
+        let reply = app
+            .api(
+                Method::POST,
+                "/api/v1/chargers/CP1/operations/SetChargingProfile",
+                Some(profile),
+            )
+            .await;
+        assert_refused(&reply, StatusCode::CONFLICT, "community c1");
+        let reply = app
+            .api(
+                Method::POST,
+                "/api/v1/chargers/CP1/operations/ClearChargingProfile",
+                Some(json!({})),
+            )
+            .await;
+        assert_refused(&reply, StatusCode::CONFLICT, "community c1");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_booted_charger_gets_its_hardware_limit_and_safe_fallback() {
     each_backend(|backend| async move {
         let app = loop_app(backend, 100.0).await;
