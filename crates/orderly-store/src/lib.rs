@@ -13,6 +13,7 @@
 //! - `secrets`: argon2 charger passwords, SHA-256 API tokens.
 //! - [`users`], [`registry`], [`upkeep`]: people, roles and sessions; the registry, lifecycle and
 //!   `registry_events` outbox; insurance, faults and inspections (writes as `ops::Op::Dyn`).
+//! - [`notifications`]: the notification outbox the server's dispatcher delivers.
 //! - `credentials`: bounded, cached charger password checks (reconnect storms).
 //! - [`error`]: the error type, [`StoreError`].
 //!
@@ -63,6 +64,7 @@
 pub mod closed_loop;
 mod credentials;
 pub mod error;
+pub mod notifications;
 mod ops;
 pub mod registry;
 mod rows;
@@ -87,6 +89,7 @@ pub use closed_loop::{
     GridCommandRecord, NewGridCommand, WishDefaults, WishRecord,
 };
 pub use error::{Result, StoreError};
+pub use notifications::{NewNotification, Notification, NotificationFilter};
 pub use registry::{
     Bay, BayCharger, BayInput, ChargerFacts, ChargerKind, ChargerRegistration, CommunityFacts,
     CommunityRegistry, ConstructionFigures, District, Lifecycle, RegistrationFilter,
