@@ -14,6 +14,8 @@
 //! - [`users`], [`registry`], [`upkeep`]: people, roles and sessions; the registry, lifecycle and
 //!   `registry_events` outbox; insurance, faults and inspections (writes as `ops::Op::Dyn`).
 //! - [`notifications`]: the notification outbox the server's dispatcher delivers.
+//! - [`waiting`]: the waiting list for public chargers (offers, expiry, served entries).
+//! - `dynop`: helpers shared by the modules whose writes are `ops::Op::Dyn`.
 //! - `credentials`: bounded, cached charger password checks (reconnect storms).
 //! - [`error`]: the error type, [`StoreError`].
 //!
@@ -63,6 +65,7 @@
 
 pub mod closed_loop;
 mod credentials;
+mod dynop;
 pub mod error;
 pub mod notifications;
 mod ops;
@@ -72,6 +75,7 @@ mod secrets;
 pub mod types;
 pub mod upkeep;
 pub mod users;
+pub mod waiting;
 mod writer;
 
 use std::path::Path;
@@ -100,6 +104,7 @@ pub use upkeep::{
     Cover, FaultReport, Finding, Inspection, NewFinding, NewPolicy, Policy, PolicyKind,
 };
 pub use users::{NewSession, NewUser, Role, Scope, UserRecord, UserUpdate};
+pub use waiting::{Offer, WaitingEntry, WaitingState};
 
 use ops::{Op, Outcome};
 use rows::ms;

@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
@@ -800,5 +800,352 @@ impl Store {
             now,
         })
         .await
+    }
+}
+
+// ----- insurance alerts -----------------------------------------------------------------------
+
+/// What the alert rules need to know of one charger in service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChargerInsurance {
+    pub charger_id: String,
+    pub community_id: Option<String>,
+    pub owner: Option<String>,
+    pub policies: Vec<Policy>,
+}
+
+/// How many days before its end a policy is announced as expiring.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// The insurance notifications due at `now` (sans IO: the rules, given the chargers in service
+/// and their policies):
+///
+/// - `insurance.expiring` for every policy in force whose end is within `warn_days`, unless a
+///   policy of the same kind for that charger takes over at or before its end and runs past it
+///   (the cover continues). Dedupe key per policy: one alert per policy, however often run.
+/// - `insurance.uncovered` for every kind with no policy in force. Dedupe key per charger, kind
+///   and UTC day: reminded once a day until covered.
+///
+/// Recipient: the charger's owner (None: the community's staff read it through the community).
+pub fn insurance_alerts(
+    chargers: &[ChargerInsurance],
+    now: Timestamp,
+    warn_days: i64,
+) -> Vec<crate::NewNotification> {
+    let horizon = now.saturating_add(SignedDuration::from_hours(24 * warn_days.max(0)));
+    let horizon = horizon.unwrap_or(now);
+    let day = now.strftime("%Y-%m-%d").to_string();
+    let mut out = Vec::new();
+    for c in chargers {
+        let base = |kind: &str, message: String| {
+            let mut n = crate::NewNotification::new(kind, message);
+            n.recipient = c.owner.clone();
+            n.community_id = c.community_id.clone();
+            n.charger_id = Some(c.charger_id.clone());
+            n
+        };
+        for kind in PolicyKind::ALL {
+            let of_kind: Vec<&Policy> = c
+                .policies
+                .iter()
+                .filter(|p| p.policy.kind == kind)
+                .collect();
+            let in_force: Vec<&&Policy> = of_kind
+                .iter()
+                .filter(|p| p.policy.start <= now && now < p.policy.end)
+                .collect();
+            if in_force.is_empty() {
+                let mut n = base(
+                    "insurance.uncovered",
+                    format!(
+                        "Charger {} has no {} insurance in force.",
+                        c.charger_id,
+                        kind.as_str().replace('_', " ")
+                    ),
+                );
+                n.data = json!({ "charger": c.charger_id, "kind": kind.as_str() });
+                n.dedupe_key = Some(format!(
+                    "insurance.uncovered:{}:{}:{day}",
+                    c.charger_id,
+                    kind.as_str()
+                ));
+                out.push(n);
+                continue;
+            }
+            for p in in_force {
+                let end = p.policy.end;
+                if end > horizon {
+                    continue;
+                }
+                let continued = of_kind
+                    .iter()
+                    .any(|q| q.id != p.id && q.policy.start <= end && q.policy.end > end);
+                if continued {
+                    continue;
+                }
+                let days_left = end.duration_since(now).as_secs().div_euclid(86_400);
+                let mut n = base(
+                    "insurance.expiring",
+                    format!(
+                        "Policy {} of {} ({}) for charger {} ends on {} ({days_left} days) and \
+                         no policy continues the cover.",
+                        p.policy.number,
+                        p.policy.insurer,
+                        kind.as_str().replace('_', " "),
+                        c.charger_id,
+                        end.strftime("%Y-%m-%d"),
+                    ),
+                );
+                n.data = json!({
+                    "charger": c.charger_id, "kind": kind.as_str(), "policy": p.id,
+                    "number": p.policy.number, "insurer": p.policy.insurer,
+                    "end": end.to_string(), "days_left": days_left,
+                });
+                n.dedupe_key = Some(format!("insurance.expiring:{}", p.id));
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug)]
+struct EnqueueAlerts {
+    alerts: Vec<crate::NewNotification>,
+    now: Timestamp,
+}
+
+impl DynOp for EnqueueAlerts {
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> Pin<Box<dyn Future<Output = Applied> + Send + 'c>> {
+        Box::pin(async move {
+            let mut enqueued = 0usize;
+            for n in &self.alerts {
+                if crate::notifications::enqueue(conn, n, self.now)
+                    .await?
+                    .is_some()
+                {
+                    enqueued += 1;
+                }
+            }
+            boxed(enqueued)
+        })
+    }
+}
+
+impl Store {
+    /// The chargers in service (installed and later, not decommissioned) with their policies.
+    pub async fn chargers_insurance(&self) -> Result<Vec<ChargerInsurance>> {
+        let chargers: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT charger_id, community_id, owner_user_id FROM charger_registry \
+             WHERE lifecycle NOT IN ('planned', 'decommissioned') ORDER BY charger_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {POLICY_COLUMNS} FROM insurance_policies ORDER BY charger_id, end_ms DESC, id"
+        )))
+        .fetch_all(self.pool())
+        .await?;
+        let mut policies: std::collections::HashMap<String, Vec<Policy>> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            let p = policy(row)?;
+            policies.entry(p.charger_id.clone()).or_default().push(p);
+        }
+        Ok(chargers
+            .into_iter()
+            .map(|(charger_id, community_id, owner)| ChargerInsurance {
+                policies: policies.remove(&charger_id).unwrap_or_default(),
+                charger_id,
+                community_id,
+                owner,
+            })
+            .collect())
+    }
+
+    /// Enqueues the insurance notifications due at `now` ([`insurance_alerts`]); those told
+    /// before (same dedupe key) are skipped. Returns how many were enqueued.
+    pub async fn enqueue_insurance_alerts(&self, now: Timestamp) -> Result<usize> {
+        let due = insurance_alerts(&self.chargers_insurance().await?, now, EXPIRY_WARNING_DAYS);
+        // Most are known after the first run: ask the pool which keys are new, so the writer
+        // only sees those (it checks again, in its transaction).
+        let mut fresh = Vec::new();
+        for n in due {
+            let seen = match &n.dedupe_key {
+                Some(key) => {
+                    sqlx::query("SELECT 1 AS one FROM notifications WHERE dedupe_key = $1")
+                        .bind(key.as_str())
+                        .fetch_optional(self.pool())
+                        .await?
+                        .is_some()
+                }
+                None => false,
+            };
+            if !seen {
+                fresh.push(n);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        self.write_boxed(EnqueueAlerts { alerts: fresh, now }).await
+    }
+}
+
+#[cfg(test)]
+mod alert_tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn pol(id: i64, kind: PolicyKind, start: &str, end: &str) -> Policy {
+        Policy {
+            id,
+            charger_id: "CP1".into(),
+            policy: NewPolicy {
+                kind,
+                insurer: "PICC".into(),
+                number: format!("N{id}"),
+                holder: "alice".into(),
+                coverage_cny: 1e6,
+                start: t(start),
+                end: t(end),
+            },
+            created_at: t("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    fn charger(policies: Vec<Policy>) -> ChargerInsurance {
+        ChargerInsurance {
+            charger_id: "CP1".into(),
+            community_id: Some("C1".into()),
+            owner: Some("alice".into()),
+            policies,
+        }
+    }
+
+    fn kinds(alerts: &[crate::NewNotification]) -> Vec<(String, String)> {
+        alerts
+            .iter()
+            .map(|n| (n.kind.clone(), n.dedupe_key.clone().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn expiring_within_thirty_days_unless_a_later_policy_continues() {
+        let now = t("2026-11-26T12:00:00Z");
+        use PolicyKind::*;
+        // Product liability ends in 10 days with nothing after it; charging safety ends in 10
+        // days but a renewal starts on its end day.
+        let c = charger(vec![
+            pol(
+                1,
+                ProductLiability,
+                "2025-12-06T00:00:00Z",
+                "2026-12-06T00:00:00Z",
+            ),
+            pol(
+                2,
+                ChargingSafety,
+                "2025-12-06T00:00:00Z",
+                "2026-12-06T00:00:00Z",
+            ),
+            pol(
+                3,
+                ChargingSafety,
+                "2026-12-06T00:00:00Z",
+                "2027-12-06T00:00:00Z",
+            ),
+        ]);
+        let alerts = insurance_alerts(&[c], now, 30);
+        assert_eq!(
+            kinds(&alerts),
+            [(
+                "insurance.expiring".to_owned(),
+                "insurance.expiring:1".to_owned()
+            )]
+        );
+        assert_eq!(alerts[0].recipient.as_deref(), Some("alice"));
+        assert_eq!(alerts[0].community_id.as_deref(), Some("C1"));
+        assert_eq!(alerts[0].data["days_left"], 9);
+    }
+
+    #[test]
+    fn a_gap_between_policies_does_not_continue_the_cover_and_far_ends_are_quiet() {
+        let now = t("2026-11-26T12:00:00Z");
+        use PolicyKind::*;
+        let c = charger(vec![
+            pol(
+                1,
+                ProductLiability,
+                "2026-01-01T00:00:00Z",
+                "2026-12-10T00:00:00Z",
+            ),
+            // Starts a day after the end: a gap, so policy 1 is announced.
+            pol(
+                2,
+                ProductLiability,
+                "2026-12-11T00:00:00Z",
+                "2027-12-10T00:00:00Z",
+            ),
+            // Ends in 40 days: not yet.
+            pol(
+                3,
+                ChargingSafety,
+                "2026-01-05T00:00:00Z",
+                "2027-01-05T00:00:00Z",
+            ),
+        ]);
+        let alerts = insurance_alerts(&[c], now, 30);
+        assert_eq!(
+            kinds(&alerts),
+            [(
+                "insurance.expiring".to_owned(),
+                "insurance.expiring:1".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn uncovered_kinds_are_reminded_once_a_day_per_charger_and_kind() {
+        use PolicyKind::*;
+        // Only an expired product policy and a future charging-safety one: neither in force.
+        let c = charger(vec![
+            pol(
+                1,
+                ProductLiability,
+                "2025-01-01T00:00:00Z",
+                "2026-01-01T00:00:00Z",
+            ),
+            pol(
+                2,
+                ChargingSafety,
+                "2026-12-01T00:00:00Z",
+                "2027-12-01T00:00:00Z",
+            ),
+        ]);
+        let morning = insurance_alerts(&[c.clone()], t("2026-11-26T08:00:00Z"), 30);
+        let evening = insurance_alerts(&[c.clone()], t("2026-11-26T20:00:00Z"), 30);
+        let next_day = insurance_alerts(&[c], t("2026-11-27T08:00:00Z"), 30);
+        assert_eq!(
+            kinds(&morning),
+            [
+                (
+                    "insurance.uncovered".to_owned(),
+                    "insurance.uncovered:CP1:product_liability:2026-11-26".to_owned()
+                ),
+                (
+                    "insurance.uncovered".to_owned(),
+                    "insurance.uncovered:CP1:charging_safety:2026-11-26".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(kinds(&morning), kinds(&evening));
+        assert_ne!(kinds(&morning), kinds(&next_day));
     }
 }

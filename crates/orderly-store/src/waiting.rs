@@ -1,0 +1,768 @@
+//! The waiting list for a community's public chargers (migration 0009, issue 5 clause 十二).
+//!
+//! A resident joins a community's list with one of their own id tags. Whenever a connector of a
+//! public, active charger of the community is `Available` and not held by an offer, the first
+//! waiting entry gets an offer for it (state `offered`, expiring after the community's hold
+//! time) and a `waiting_list.offer` notification, enqueued in the same commit. A start on a public
+//! charger of the community with one of the user's tags serves the entry; an offer not taken in
+//! time expires and the connector, if still free, goes to the next entry.
+//!
+//! Every change runs [`match_offers`] for its community before it commits, so after each commit
+//! no free connector is left unoffered while someone waits (as far as the stored connector status
+//! knows): joining when a connector is free offers it at once, withdrawing an offer passes it on.
+//! The sweep ([`Store::sweep_waiting_list`]) does the same for offers that ran out, at a time the
+//! caller gives (the server's protocol clock).
+
+use std::pin::Pin;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+use crate::dynop::{boxed, found, invalid, load_one};
+use crate::notifications::{NewNotification, enqueue};
+use crate::ops::{Applied, DynOp, take_ids};
+use crate::registry::exists;
+use crate::rows::{get, ms, opt_int32, opt_ts, ts};
+use crate::{Result, Store, StoreError};
+
+/// How long an offer holds a connector when the community has not set its own.
+pub const DEFAULT_HOLD_MINUTES: u32 = 15;
+/// The longest hold a community may set (a day): a longer one would park a public charger.
+pub const MAX_HOLD_MINUTES: u32 = 24 * 60;
+
+/// Where an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitingState {
+    Waiting,
+    Offered,
+    Served,
+    Expired,
+    Left,
+}
+
+impl WaitingState {
+    pub const ALL: [WaitingState; 5] = [
+        WaitingState::Waiting,
+        WaitingState::Offered,
+        WaitingState::Served,
+        WaitingState::Expired,
+        WaitingState::Left,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitingState::Waiting => "waiting",
+            WaitingState::Offered => "offered",
+            WaitingState::Served => "served",
+            WaitingState::Expired => "expired",
+            WaitingState::Left => "left",
+        }
+    }
+
+    /// Still in the queue (waiting or holding an offer).
+    pub fn is_live(self) -> bool {
+        matches!(self, WaitingState::Waiting | WaitingState::Offered)
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        WaitingState::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt(format!("waiting_list.state: {s:?}")))
+    }
+}
+
+/// A connector held for an entry until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offer {
+    pub charger_id: String,
+    pub connector_id: i32,
+    pub offered_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitingEntry {
+    pub id: i64,
+    pub community_id: String,
+    pub user_id: String,
+    pub id_tag: String,
+    pub state: WaitingState,
+    pub joined_at: Timestamp,
+    /// The offer made (kept after it expired or was taken).
+    pub offer: Option<Offer>,
+    pub closed_at: Option<Timestamp>,
+    /// The transaction that served it.
+    pub transaction_id: Option<i64>,
+    /// Who ended it (`left`: the user or staff; `served`/`expired`: the service).
+    pub closed_by: Option<String>,
+    /// 1-based place among the community's live entries (None once ended).
+    pub position: Option<u32>,
+}
+
+#[derive(Debug)]
+enum WaitingOp {
+    Join {
+        community_id: String,
+        user_id: String,
+        id_tag: String,
+        now: Timestamp,
+    },
+    Leave {
+        id: i64,
+        by: String,
+        now: Timestamp,
+    },
+    SetHold {
+        community_id: String,
+        minutes: u32,
+        now: Timestamp,
+    },
+    /// A connector reported `Available`: offer it if its charger is public.
+    ConnectorAvailable {
+        charger_id: String,
+        now: Timestamp,
+    },
+    Started {
+        charger_id: String,
+        id_tag: String,
+        transaction_id: i64,
+        now: Timestamp,
+    },
+    Sweep {
+        now: Timestamp,
+    },
+}
+
+impl DynOp for WaitingOp {
+    fn apply<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> Pin<Box<dyn Future<Output = Applied> + Send + 'c>> {
+        Box::pin(self.run(conn))
+    }
+}
+
+const COLUMNS: &str = "id, community_id, user_id, id_tag, state, joined_at_ms, \
+    offer_charger_id, offer_connector_id, offered_at_ms, offer_expires_at_ms, closed_at_ms, \
+    transaction_id, closed_by";
+
+fn entry(row: &AnyRow) -> Result<WaitingEntry> {
+    let offer = match (
+        get::<Option<String>>(row, "offer_charger_id")?,
+        opt_int32(row, "offer_connector_id")?,
+        opt_ts(row, "offered_at_ms")?,
+        opt_ts(row, "offer_expires_at_ms")?,
+    ) {
+        (Some(charger_id), Some(connector_id), Some(offered_at), Some(expires_at)) => Some(Offer {
+            charger_id,
+            connector_id,
+            offered_at,
+            expires_at,
+        }),
+        _ => None,
+    };
+    Ok(WaitingEntry {
+        id: get(row, "id")?,
+        community_id: get(row, "community_id")?,
+        user_id: get(row, "user_id")?,
+        id_tag: get(row, "id_tag")?,
+        state: WaitingState::parse(&get::<String>(row, "state")?)?,
+        joined_at: ts(row, "joined_at_ms")?,
+        offer,
+        closed_at: opt_ts(row, "closed_at_ms")?,
+        transaction_id: get(row, "transaction_id")?,
+        closed_by: get(row, "closed_by")?,
+        position: None,
+    })
+}
+
+fn by_id_sql() -> String {
+    format!("SELECT {COLUMNS} FROM waiting_list WHERE id = $1")
+}
+
+/// The community's hold time.
+async fn hold(conn: &mut AnyConnection, community_id: &str) -> Result<SignedDuration, sqlx::Error> {
+    let minutes: Option<i64> = sqlx::query_scalar(
+        "SELECT hold_minutes FROM waiting_list_settings WHERE community_id = $1",
+    )
+    .bind(community_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(SignedDuration::from_mins(
+        minutes.unwrap_or(i64::from(DEFAULT_HOLD_MINUTES)),
+    ))
+}
+
+/// Connectors of the community's public, active chargers that report `Available` and are not
+/// held by an offer, in a stable order.
+async fn free_connectors(
+    conn: &mut AnyConnection,
+    community_id: &str,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.charger_id, c.connector_id FROM connectors c \
+         JOIN charger_registry r ON r.charger_id = c.charger_id \
+         WHERE r.community_id = $1 AND r.kind = 'public' AND r.lifecycle = 'active' \
+         AND c.connector_id > 0 AND c.status = 'Available' \
+         AND NOT EXISTS (SELECT 1 FROM waiting_list w WHERE w.state = 'offered' \
+             AND w.offer_charger_id = c.charger_id AND w.offer_connector_id = c.connector_id) \
+         ORDER BY c.charger_id, c.connector_id",
+    )
+    .bind(community_id)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Gives each free connector of `community_id` to the next waiting entry, with its
+/// notification. Returns the entries offered.
+async fn match_offers(
+    conn: &mut AnyConnection,
+    community_id: &str,
+    now: Timestamp,
+) -> Result<Result<Vec<WaitingEntry>>, sqlx::Error> {
+    let free = free_connectors(conn, community_id).await?;
+    if free.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
+    let waiting: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM waiting_list WHERE community_id = $1 AND state = 'waiting' \
+         ORDER BY id LIMIT $2",
+    )
+    .bind(community_id)
+    .bind(i64::try_from(free.len()).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
+    if waiting.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
+    let expires = match now.checked_add(hold(conn, community_id).await?) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(invalid("hold_minutes", e.to_string()))),
+    };
+    let mut offered = Vec::with_capacity(waiting.len());
+    for (id, (charger_id, connector_id)) in waiting.into_iter().zip(free) {
+        sqlx::query(
+            "UPDATE waiting_list SET state = 'offered', offer_charger_id = $1, \
+             offer_connector_id = $2, offered_at_ms = $3, offer_expires_at_ms = $4 WHERE id = $5",
+        )
+        .bind(charger_id.as_str())
+        .bind(connector_id)
+        .bind(ms(now))
+        .bind(ms(expires))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        let e = match load_one(conn, by_id_sql(), id, entry).await? {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                return Ok(Err(StoreError::NotFound(format!(
+                    "waiting-list entry {id}"
+                ))));
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut n = NewNotification::new(
+            "waiting_list.offer",
+            format!(
+                "Connector {connector_id} of public charger {charger_id} is free for you until \
+                 {expires}: start charging with tag {} before then.",
+                e.id_tag
+            ),
+        );
+        n.recipient = Some(e.user_id.clone());
+        n.community_id = Some(community_id.to_owned());
+        n.charger_id = Some(charger_id.clone());
+        n.data = json!({
+            "entry": id, "charger": charger_id, "connector": connector_id,
+            "expires_at": expires.to_string(), "id_tag": e.id_tag,
+        });
+        // An entry is offered at most once (offered never goes back to waiting).
+        n.dedupe_key = Some(format!("waiting_list.offer:{id}"));
+        enqueue(conn, &n, now).await?;
+        offered.push(e);
+    }
+    Ok(Ok(offered))
+}
+
+/// The live entry of a user in a community, if any.
+async fn live_entry(
+    conn: &mut AnyConnection,
+    community_id: &str,
+    user_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM waiting_list WHERE community_id = $1 AND user_id = $2 \
+         AND state IN ('waiting', 'offered')",
+    )
+    .bind(community_id)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// The community of a public, active charger (None for any other charger).
+async fn public_community(
+    conn: &mut AnyConnection,
+    charger_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<String>>(
+        "SELECT community_id FROM charger_registry WHERE charger_id = $1 AND kind = 'public' \
+         AND lifecycle = 'active'",
+    )
+    .bind(charger_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten())
+}
+
+async fn with_position(
+    conn: &mut AnyConnection,
+    mut e: WaitingEntry,
+) -> Result<WaitingEntry, sqlx::Error> {
+    if e.state.is_live() {
+        let ahead: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM waiting_list WHERE community_id = $1 \
+             AND state IN ('waiting', 'offered') AND id < $2",
+        )
+        .bind(e.community_id.as_str())
+        .bind(e.id)
+        .fetch_one(&mut *conn)
+        .await?;
+        e.position = u32::try_from(ahead + 1).ok();
+    }
+    Ok(e)
+}
+
+impl WaitingOp {
+    async fn run(&self, conn: &mut AnyConnection) -> Applied {
+        match self {
+            WaitingOp::Join {
+                community_id,
+                user_id,
+                id_tag,
+                now,
+            } => {
+                if !exists(
+                    conn,
+                    "SELECT 1 AS one FROM communities WHERE id = $1",
+                    community_id,
+                )
+                .await?
+                {
+                    return Ok(Err(StoreError::NotFound(format!(
+                        "community {community_id}"
+                    ))));
+                }
+                let owner: Option<String> =
+                    sqlx::query_scalar("SELECT user_id FROM user_id_tags WHERE tag = $1")
+                        .bind(id_tag.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if owner.as_deref() != Some(user_id.as_str()) {
+                    return Ok(Err(invalid(
+                        "id_tag",
+                        format!("{id_tag:?} is not one of {user_id}'s id tags"),
+                    )));
+                }
+                if live_entry(conn, community_id, user_id).await?.is_some() {
+                    return Ok(Err(StoreError::Conflict(format!(
+                        "a waiting-list entry of {user_id} in community {community_id}"
+                    ))));
+                }
+                let id = take_ids(conn, "waiting_list", 1).await?;
+                sqlx::query(
+                    "INSERT INTO waiting_list (id, community_id, user_id, id_tag, state, \
+                     joined_at_ms) VALUES ($1, $2, $3, $4, 'waiting', $5)",
+                )
+                .bind(id)
+                .bind(community_id.as_str())
+                .bind(user_id.as_str())
+                .bind(id_tag.as_str())
+                .bind(ms(*now))
+                .execute(&mut *conn)
+                .await?;
+                // A connector free right now goes to the queue at once.
+                if let Err(e) = match_offers(conn, community_id, *now).await? {
+                    return Ok(Err(e));
+                }
+                let stored = found!(
+                    load_one(conn, by_id_sql(), id, entry).await,
+                    format!("waiting-list entry {id}")
+                );
+                boxed(with_position(conn, stored).await?)
+            }
+            WaitingOp::Leave { id, by, now } => {
+                let old = found!(
+                    load_one(conn, by_id_sql(), *id, entry).await,
+                    format!("waiting-list entry {id}")
+                );
+                if !old.state.is_live() {
+                    return Ok(Err(StoreError::Conflict(format!(
+                        "waiting-list entry {id} ended ({}); an ended entry",
+                        old.state.as_str()
+                    ))));
+                }
+                sqlx::query(
+                    "UPDATE waiting_list SET state = 'left', closed_at_ms = $1, closed_by = $2 \
+                     WHERE id = $3",
+                )
+                .bind(ms(*now))
+                .bind(by.as_str())
+                .bind(*id)
+                .execute(&mut *conn)
+                .await?;
+                // A withdrawn offer's connector goes to the next in line.
+                if let Err(e) = match_offers(conn, &old.community_id, *now).await? {
+                    return Ok(Err(e));
+                }
+                boxed(found!(
+                    load_one(conn, by_id_sql(), *id, entry).await,
+                    format!("waiting-list entry {id}")
+                ))
+            }
+            WaitingOp::SetHold {
+                community_id,
+                minutes,
+                now,
+            } => {
+                if !exists(
+                    conn,
+                    "SELECT 1 AS one FROM communities WHERE id = $1",
+                    community_id,
+                )
+                .await?
+                {
+                    return Ok(Err(StoreError::NotFound(format!(
+                        "community {community_id}"
+                    ))));
+                }
+                if !(1..=MAX_HOLD_MINUTES).contains(minutes) {
+                    return Ok(Err(invalid(
+                        "hold_minutes",
+                        format!("{minutes}: must be 1 to {MAX_HOLD_MINUTES}"),
+                    )));
+                }
+                let updated = sqlx::query(
+                    "UPDATE waiting_list_settings SET hold_minutes = $1, updated_at_ms = $2 \
+                     WHERE community_id = $3",
+                )
+                .bind(i64::from(*minutes))
+                .bind(ms(*now))
+                .bind(community_id.as_str())
+                .execute(&mut *conn)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    sqlx::query(
+                        "INSERT INTO waiting_list_settings (community_id, hold_minutes, \
+                         updated_at_ms) VALUES ($1, $2, $3)",
+                    )
+                    .bind(community_id.as_str())
+                    .bind(i64::from(*minutes))
+                    .bind(ms(*now))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                boxed(*minutes)
+            }
+            WaitingOp::ConnectorAvailable { charger_id, now } => {
+                let Some(community) = public_community(conn, charger_id).await? else {
+                    return boxed(Vec::<WaitingEntry>::new());
+                };
+                match match_offers(conn, &community, *now).await? {
+                    Ok(offered) => boxed(offered),
+                    Err(e) => Ok(Err(e)),
+                }
+            }
+            WaitingOp::Started {
+                charger_id,
+                id_tag,
+                transaction_id,
+                now,
+            } => {
+                let Some(community) = public_community(conn, charger_id).await? else {
+                    return boxed(None::<WaitingEntry>);
+                };
+                let owner: Option<String> =
+                    sqlx::query_scalar("SELECT user_id FROM user_id_tags WHERE tag = $1")
+                        .bind(id_tag.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                let Some(owner) = owner else {
+                    return boxed(None::<WaitingEntry>);
+                };
+                let Some(id) = live_entry(conn, &community, &owner).await? else {
+                    return boxed(None::<WaitingEntry>);
+                };
+                sqlx::query(
+                    "UPDATE waiting_list SET state = 'served', closed_at_ms = $1, \
+                     transaction_id = $2, closed_by = 'service' WHERE id = $3",
+                )
+                .bind(ms(*now))
+                .bind(*transaction_id)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+                // Served on another connector than the one offered: that one is free for the
+                // next in line.
+                if let Err(e) = match_offers(conn, &community, *now).await? {
+                    return Ok(Err(e));
+                }
+                boxed(Some(found!(
+                    load_one(conn, by_id_sql(), id, entry).await,
+                    format!("waiting-list entry {id}")
+                )))
+            }
+            WaitingOp::Sweep { now } => {
+                let expired: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT id, community_id FROM waiting_list WHERE state = 'offered' \
+                     AND offer_expires_at_ms <= $1 ORDER BY id",
+                )
+                .bind(ms(*now))
+                .fetch_all(&mut *conn)
+                .await?;
+                for (id, _) in &expired {
+                    sqlx::query(
+                        "UPDATE waiting_list SET state = 'expired', closed_at_ms = $1, \
+                         closed_by = 'service' WHERE id = $2",
+                    )
+                    .bind(ms(*now))
+                    .bind(*id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                let communities: Vec<String> = sqlx::query_scalar(
+                    "SELECT DISTINCT community_id FROM waiting_list WHERE state = 'waiting' \
+                     ORDER BY community_id",
+                )
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut offered = Vec::new();
+                for c in communities {
+                    match match_offers(conn, &c, *now).await? {
+                        Ok(o) => offered.extend(o),
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+                boxed(Sweep {
+                    expired: expired.into_iter().map(|(id, _)| id).collect(),
+                    offered,
+                })
+            }
+        }
+    }
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sweep {
+    /// Entries whose offer ran out.
+    pub expired: Vec<i64>,
+    /// Entries offered a connector (passed on, or freed without a status report).
+    pub offered: Vec<WaitingEntry>,
+}
+
+impl Store {
+    /// Joins `user_id` to a community's waiting list with one of their id tags (offered a free
+    /// connector at once if there is one). NotFound (community), Invalid (id_tag not theirs),
+    /// Conflict (already waiting there).
+    pub async fn join_waiting_list(
+        &self,
+        community_id: &str,
+        user_id: &str,
+        id_tag: &str,
+        now: Timestamp,
+    ) -> Result<WaitingEntry> {
+        self.write_boxed(WaitingOp::Join {
+            community_id: community_id.to_owned(),
+            user_id: user_id.to_owned(),
+            id_tag: id_tag.to_owned(),
+            now,
+        })
+        .await
+    }
+
+    /// Ends a live entry as `left` (withdrawn by the user or removed by staff `by`); its offer,
+    /// if any, passes on. NotFound, Conflict (already ended).
+    pub async fn leave_waiting_list(
+        &self,
+        id: i64,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<WaitingEntry> {
+        self.write_boxed(WaitingOp::Leave {
+            id,
+            by: by.to_owned(),
+            now,
+        })
+        .await
+    }
+
+    /// Sets how long an offer holds a connector in a community (1 to [`MAX_HOLD_MINUTES`]).
+    pub async fn set_waiting_hold(
+        &self,
+        community_id: &str,
+        minutes: u32,
+        now: Timestamp,
+    ) -> Result<u32> {
+        self.write_boxed(WaitingOp::SetHold {
+            community_id: community_id.to_owned(),
+            minutes,
+            now,
+        })
+        .await
+    }
+
+    /// The community's hold time in minutes (its own or [`DEFAULT_HOLD_MINUTES`]).
+    pub async fn waiting_hold_minutes(&self, community_id: &str) -> Result<u32> {
+        let mut conn = self.pool().acquire().await?;
+        let hold = hold(&mut conn, community_id).await?;
+        Ok(u32::try_from(hold.as_mins()).unwrap_or(DEFAULT_HOLD_MINUTES))
+    }
+
+    /// A charger's connector reported `Available`: if the charger is public and active in a
+    /// community, free connectors go to the waiting list. Returns the entries offered. A read
+    /// first, so chargers that are not public cost no write.
+    pub async fn connector_available(
+        &self,
+        charger_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<WaitingEntry>> {
+        let mut conn = self.pool().acquire().await?;
+        let Some(community) = public_community(&mut conn, charger_id).await? else {
+            return Ok(Vec::new());
+        };
+        let waiting = sqlx::query(
+            "SELECT 1 AS one FROM waiting_list WHERE community_id = $1 AND state = 'waiting'",
+        )
+        .bind(community.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+        drop(conn);
+        if !waiting {
+            return Ok(Vec::new());
+        }
+        self.write_boxed(WaitingOp::ConnectorAvailable {
+            charger_id: charger_id.to_owned(),
+            now,
+        })
+        .await
+    }
+
+    /// A transaction started with `id_tag` on `charger_id`: if the charger is public in a
+    /// community where the tag's user has a live entry, the entry is served. Returns it.
+    pub async fn waiting_transaction_started(
+        &self,
+        charger_id: &str,
+        id_tag: &str,
+        transaction_id: i64,
+        now: Timestamp,
+    ) -> Result<Option<WaitingEntry>> {
+        let mut conn = self.pool().acquire().await?;
+        let live = sqlx::query(
+            "SELECT 1 AS one FROM waiting_list w JOIN charger_registry r \
+             ON r.community_id = w.community_id JOIN user_id_tags t ON t.user_id = w.user_id \
+             WHERE r.charger_id = $1 AND r.kind = 'public' AND t.tag = $2 \
+             AND w.state IN ('waiting', 'offered')",
+        )
+        .bind(charger_id)
+        .bind(id_tag)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+        drop(conn);
+        if !live {
+            return Ok(None);
+        }
+        self.write_boxed(WaitingOp::Started {
+            charger_id: charger_id.to_owned(),
+            id_tag: id_tag.to_owned(),
+            transaction_id,
+            now,
+        })
+        .await
+    }
+
+    /// Expires offers that ran out by `now` and offers free connectors to the next in line. A
+    /// read first: nothing due costs no write.
+    pub async fn sweep_waiting_list(&self, now: Timestamp) -> Result<Sweep> {
+        let mut conn = self.pool().acquire().await?;
+        let due = sqlx::query(
+            "SELECT 1 AS one FROM waiting_list WHERE state = 'offered' \
+             AND offer_expires_at_ms <= $1",
+        )
+        .bind(ms(now))
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+        let mut unmatched = false;
+        if !due {
+            let communities: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT community_id FROM waiting_list WHERE state = 'waiting'",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            for c in communities {
+                if !free_connectors(&mut conn, &c).await?.is_empty() {
+                    unmatched = true;
+                    break;
+                }
+            }
+        }
+        drop(conn);
+        if !due && !unmatched {
+            return Ok(Sweep {
+                expired: Vec::new(),
+                offered: Vec::new(),
+            });
+        }
+        self.write_boxed(WaitingOp::Sweep { now }).await
+    }
+
+    /// One entry (with its position while live).
+    pub async fn waiting_entry(&self, id: i64) -> Result<Option<WaitingEntry>> {
+        let mut conn = self.pool().acquire().await?;
+        match load_one(&mut conn, by_id_sql(), id, entry).await?? {
+            Some(e) => Ok(Some(with_position(&mut conn, e).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A community's entries in queue order: the live ones with their positions, and with
+    /// `include_ended` the ended ones after them (newest first).
+    pub async fn list_waiting(
+        &self,
+        community_id: &str,
+        include_ended: bool,
+    ) -> Result<Vec<WaitingEntry>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM waiting_list WHERE community_id = $1 \
+             AND state IN ('waiting', 'offered') ORDER BY id"
+        )))
+        .bind(community_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = rows.iter().map(entry).collect::<Result<Vec<_>>>()?;
+        for (i, e) in out.iter_mut().enumerate() {
+            e.position = u32::try_from(i + 1).ok();
+        }
+        if include_ended {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM waiting_list WHERE community_id = $1 \
+                 AND state NOT IN ('waiting', 'offered') ORDER BY id DESC"
+            )))
+            .bind(community_id)
+            .fetch_all(self.pool())
+            .await?;
+            for row in &rows {
+                out.push(entry(row)?);
+            }
+        }
+        Ok(out)
+    }
+}
