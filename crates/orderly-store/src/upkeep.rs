@@ -1129,8 +1129,8 @@ mod alert_tests {
                 "2027-12-01T00:00:00Z",
             ),
         ]);
-        let morning = insurance_alerts(&[c.clone()], t("2026-11-26T08:00:00Z"), 30);
-        let evening = insurance_alerts(&[c.clone()], t("2026-11-26T20:00:00Z"), 30);
+        let morning = insurance_alerts(std::slice::from_ref(&c), t("2026-11-26T08:00:00Z"), 30);
+        let evening = insurance_alerts(std::slice::from_ref(&c), t("2026-11-26T20:00:00Z"), 30);
         let next_day = insurance_alerts(&[c], t("2026-11-27T08:00:00Z"), 30);
         assert_eq!(
             kinds(&morning),
