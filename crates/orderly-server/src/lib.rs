@@ -10,6 +10,7 @@
 //!   connected chargers that the API uses to reach them.
 //! - [`api`]: `/api/v1` (bearer auth, OpenAPI at `/api/v1/openapi.json`) and `/metrics`.
 //! - [`metrics`]: Prometheus metric names and recorder.
+//! - [`reminders`]: the waiting list's gateway hooks and sweep, insurance alerts (protocol time).
 //!
 //! Entry points: [`open`] prepares the storage (migrations, bootstrap token), [`app`] builds the
 //! router for a state (in-process tests), [`serve`] runs it on a bound listener until shutdown,
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod gateway;
 pub mod grid;
 pub mod metrics;
+pub mod reminders;
 pub mod seed;
 pub mod state;
 
@@ -124,9 +126,16 @@ pub async fn serve(
             let _ = ven_stopped.await;
         }));
     }
+    // The waiting-list sweep and insurance alerts, until the server stops.
+    let (reminders_stop, reminders_stopped) = tokio::sync::oneshot::channel::<()>();
+    let reminders = tokio::spawn(reminders::run(state.clone(), async move {
+        let _ = reminders_stopped.await;
+    }));
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
+    drop(reminders_stop);
+    let _ = reminders.await;
     // No new profiles once shutdown began: chargers keep the fallback they hold.
     state.controllers().stop_all();
     // WebSockets are not HTTP connections any more, so axum does not wait for them: close them,

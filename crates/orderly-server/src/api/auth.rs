@@ -79,6 +79,13 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/communities/{id}/plan",
     "/api/v1/communities/{id}/grid-commands",
     "/api/v1/grid-commands/{cid}",
+    // ops: waiting lists (residents join/leave their own, staff in scope manage), and id tags
+    // (a user reads and blocks their own; other writes stay admin, checked in the handlers).
+    "/api/v1/registry/communities/{id}/waiting-list",
+    "/api/v1/registry/communities/{id}/waiting-list/{entry}",
+    "/api/v1/registry/communities/{id}/waiting-list/settings",
+    "/api/v1/id-tags",
+    "/api/v1/id-tags/{tag}",
 ];
 
 /// The authenticated caller: a user (login session) or an admin token.

@@ -8,6 +8,7 @@
 //!   transfers, insurance and upkeep.
 //! - [`communities`], [`wishes`], [`grid_commands`]: the closed loop's endpoints (communities
 //!   and their plan, residents' wishes, grid load-control commands).
+//! - [`waiting`]: waiting lists for public chargers.
 //!
 //! Every handler carries a `#[utoipa::path]` annotation and is registered through
 //! `utoipa_axum::routes!`, so the route table and the OpenAPI document cannot drift apart.
@@ -26,6 +27,7 @@ pub mod registry;
 pub mod transactions;
 pub mod upkeep;
 pub mod users;
+pub mod waiting;
 pub mod wishes;
 
 use crate::state::AppState;
@@ -72,6 +74,7 @@ pub const BEARER: &str = "bearer";
         (name = "communities", description = "Communities (transformer, base load, tariff), their chargers and plan"),
         (name = "wishes", description = "Residents' wishes: departure, energy, emergency"),
         (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
+        (name = "waiting-list", description = "Waiting lists for public chargers: join, offers, leave, hold time"),
     )
 )]
 struct ApiDoc;
@@ -142,6 +145,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(wishes::put_defaults, wishes::get_defaults))
         .routes(routes!(grid_commands::create, grid_commands::list))
         .routes(routes!(grid_commands::get, grid_commands::cancel))
+        // The waiting list for public chargers (handlers check the Principal).
+        .routes(routes!(waiting::list, waiting::join))
+        .routes(routes!(waiting::leave))
+        .routes(routes!(waiting::settings))
         .split_for_parts();
     let document: Arc<Value> =
         Arc::new(serde_json::to_value(&openapi).expect("the OpenAPI document serializes"));

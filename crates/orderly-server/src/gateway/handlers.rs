@@ -100,7 +100,9 @@ pub async fn handle(
                 vendor_error_code: req.vendor_error_code,
                 timestamp: req.timestamp.map(|t| t.as_jiff()),
             };
+            let (connector_id, status) = (report.connector_id, report.status.clone());
             store.record_status(id, report, now).await?;
+            crate::reminders::status_stored(state, id, connector_id, &status, now).await;
             Ok(to_value(v16::StatusNotificationResponse {}))
         }
         ChargerRequest::Authorize(req) => {
@@ -135,6 +137,9 @@ pub async fn handle(
             if !outcome.replayed
                 && outcome.id_tag_info.status == store::AuthorizationStatus::Accepted
             {
+                let transaction_id = i64::from(outcome.transaction_id.0);
+                crate::reminders::transaction_started(state, &charger, &tag, transaction_id, now)
+                    .await;
                 state.controllers().post(
                     &charger,
                     control::Msg::Started {

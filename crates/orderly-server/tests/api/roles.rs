@@ -189,7 +189,7 @@ async fn login_sessions_roles_and_admin_tokens() {
             (&resident, Method::GET, StatusCode::FORBIDDEN),
             (&regulator, Method::GET, StatusCode::OK),
         ] {
-            let reply = call(&app, token, method, "/api/v1/id-tags", None).await;
+            let reply = call(&app, token, method, "/api/v1/audit", None).await;
             assert_eq!(reply.status, status, "{:?}", reply.body);
         }
         let add = call(
