@@ -6,6 +6,9 @@ mod helpers;
 // Roles, tenancy, the registry and the charger lifecycle (issue 5).
 #[path = "api/roles.rs"]
 mod roles;
+// Waiting lists for public chargers, id tags per role, insurance alerts (issue 5).
+#[path = "api/waiting.rs"]
+mod waiting;
 
 use axum::http::{Method, StatusCode, header};
 use helpers::{Backend, TestApp, backends, spawn_app};
