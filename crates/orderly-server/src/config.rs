@@ -57,6 +57,8 @@ pub struct Config {
     pub openadr: Option<crate::grid::openadr::OpenAdrConfig>,
     /// `[reminders]`: waiting-list sweep and insurance-alert periods (protocol seconds).
     pub reminders: crate::reminders::RemindersSettings,
+    /// `[notifications]`: where notifications go (log, webhook).
+    pub notifications: crate::notify::NotificationSettings,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             communities: Vec::new(),
             openadr: None,
             reminders: crate::reminders::RemindersSettings::default(),
+            notifications: crate::notify::NotificationSettings::default(),
         }
     }
 }

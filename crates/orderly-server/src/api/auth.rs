@@ -86,6 +86,8 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/registry/communities/{id}/waiting-list/settings",
     "/api/v1/id-tags",
     "/api/v1/id-tags/{tag}",
+    // Notifications: own, a community's (staff in scope), all (admin, regulator).
+    "/api/v1/notifications",
 ];
 
 /// The authenticated caller: a user (login session) or an admin token.

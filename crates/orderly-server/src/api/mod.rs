@@ -9,6 +9,7 @@
 //! - [`communities`], [`wishes`], [`grid_commands`]: the closed loop's endpoints (communities
 //!   and their plan, residents' wishes, grid load-control commands).
 //! - [`waiting`]: waiting lists for public chargers.
+//! - [`notifications`]: the notifications sent (own, a community's, or all).
 //!
 //! Every handler carries a `#[utoipa::path]` annotation and is registered through
 //! `utoipa_axum::routes!`, so the route table and the OpenAPI document cannot drift apart.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod grid_commands;
 pub mod id_tags;
 pub mod lifecycle;
+pub mod notifications;
 pub mod operations;
 pub mod registry;
 pub mod transactions;
@@ -75,6 +77,7 @@ pub const BEARER: &str = "bearer";
         (name = "wishes", description = "Residents' wishes: departure, energy, emergency"),
         (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
         (name = "waiting-list", description = "Waiting lists for public chargers: join, offers, leave, hold time"),
+        (name = "notifications", description = "What the service told people, and whether it was delivered"),
     )
 )]
 struct ApiDoc;
@@ -149,6 +152,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(waiting::list, waiting::join))
         .routes(routes!(waiting::leave))
         .routes(routes!(waiting::settings))
+        .routes(routes!(notifications::list))
         .split_for_parts();
     let document: Arc<Value> =
         Arc::new(serde_json::to_value(&openapi).expect("the OpenAPI document serializes"));
