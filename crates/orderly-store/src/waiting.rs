@@ -198,8 +198,9 @@ async fn hold(conn: &mut AnyConnection, community_id: &str) -> Result<SignedDura
     ))
 }
 
-/// Connectors of the community's public, active chargers that report `Available` and are not
-/// held by an offer, in a stable order.
+/// Connectors of the community's public, active chargers that report `Available`, run no
+/// transaction and are not held by an offer, in a stable order. (A charger may start a
+/// transaction before it reports the connector busy: the open transaction is what counts.)
 async fn free_connectors(
     conn: &mut AnyConnection,
     community_id: &str,
@@ -211,6 +212,8 @@ async fn free_connectors(
          AND c.connector_id > 0 AND c.status = 'Available' \
          AND NOT EXISTS (SELECT 1 FROM waiting_list w WHERE w.state = 'offered' \
              AND w.offer_charger_id = c.charger_id AND w.offer_connector_id = c.connector_id) \
+         AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.charger_id = c.charger_id \
+             AND t.connector_id = c.connector_id AND t.stopped_at_ms IS NULL) \
          ORDER BY c.charger_id, c.connector_id",
     )
     .bind(community_id)

@@ -182,7 +182,7 @@ async fn waiting_list_offers_a_freed_public_connector_serves_on_start_and_passes
             &app,
             "pm1",
             "property_manager",
-            json!([{ "community": "C1" }]),
+            json!([{ "kind": "community", "id": "C1" }]),
             &[],
         )
         .await;
@@ -190,11 +190,18 @@ async fn waiting_list_offers_a_freed_public_connector_serves_on_start_and_passes
             &app,
             "pm2",
             "property_manager",
-            json!([{ "community": "C2" }]),
+            json!([{ "kind": "community", "id": "C2" }]),
             &[],
         )
         .await;
-        let op1 = user(&app, "op1", "operator", json!([{ "community": "C1" }]), &[]).await;
+        let op1 = user(
+            &app,
+            "op1",
+            "operator",
+            json!([{ "kind": "community", "id": "C1" }]),
+            &[],
+        )
+        .await;
         let reg = user(&app, "reg", "regulator", json!([]), &[]).await;
 
         let mut cp = app.charge_point("PUB1", None).await;
@@ -537,7 +544,7 @@ async fn id_tags_are_read_by_their_holder_and_blocked_by_them_and_written_by_adm
             &app,
             "pm",
             "property_manager",
-            json!([{ "community": "C1" }]),
+            json!([{ "kind": "community", "id": "C1" }]),
             &[],
         )
         .await;
@@ -753,7 +760,7 @@ async fn insurance_alerts_are_pushed_once_per_policy_and_daily_for_missing_cover
             &app,
             "pm1",
             "property_manager",
-            json!([{ "community": "C1" }]),
+            json!([{ "kind": "community", "id": "C1" }]),
             &[],
         )
         .await;
@@ -761,7 +768,7 @@ async fn insurance_alerts_are_pushed_once_per_policy_and_daily_for_missing_cover
             &app,
             "pm2",
             "property_manager",
-            json!([{ "community": "C2" }]),
+            json!([{ "kind": "community", "id": "C2" }]),
             &[],
         )
         .await;
