@@ -14,47 +14,20 @@
 //! password hash with [`REVOKED_PASSWORD`], which no password matches: the secret is gone and the
 //! gateway refuses the charger from then on.
 
-use std::pin::Pin;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use crate::ops::{Applied, DynOp, Outcome, take_ids};
+use crate::dynop::{boxed, check, corrupt, dyn_op, found, invalid, require_community, string_enum};
+use crate::ops::{Applied, Outcome, take_ids};
 use crate::rows::{get, ms, opt_ms, opt_ts, ts};
 use crate::{Result, Store, StoreError};
 
 /// Stored in `chargers.password_hash` of a decommissioned charger: not a PHC string, so it can
 /// never verify, and [`Store::verify_charger_password`] answers `Invalid` for it without argon2.
 pub(crate) const REVOKED_PASSWORD: &str = "!revoked";
-
-macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident, $field:literal { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = StoreError;
-            fn from_str(s: &str) -> Result<Self> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(StoreError::Invalid { field: $field, reason: format!("unknown value {s:?}") }),
-                }
-            }
-        }
-    };
-}
 
 string_enum!(
     /// How a parking bay is held.
@@ -292,34 +265,7 @@ enum RegistryOp {
     },
 }
 
-impl DynOp for RegistryOp {
-    fn apply<'c>(
-        &'c self,
-        conn: &'c mut AnyConnection,
-    ) -> Pin<Box<dyn Future<Output = Applied> + Send + 'c>> {
-        Box::pin(self.run(conn))
-    }
-}
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
-    StoreError::Invalid {
-        field,
-        reason: reason.into(),
-    }
-}
-
-fn boxed<T: Send + 'static>(v: T) -> Applied {
-    Ok(Ok(Outcome::Boxed(Box::new(v))))
-}
-
-/// Shorthand: return the decision (inner Err) from a validation step.
-macro_rules! check {
-    ($e:expr) => {
-        if let Err(e) = $e? {
-            return Ok(Err(e));
-        }
-    };
-}
+dyn_op!(RegistryOp);
 
 pub(crate) async fn exists(
     conn: &mut AnyConnection,
@@ -375,10 +321,6 @@ fn bay(row: &AnyRow) -> Result<Bay> {
         created_at: ts(row, "created_at_ms")?,
         updated_at: ts(row, "updated_at_ms")?,
     })
-}
-
-fn corrupt(e: StoreError) -> StoreError {
-    StoreError::Corrupt(e.to_string())
 }
 
 async fn load_bay(conn: &mut AnyConnection, id: i64) -> Result<Result<Option<Bay>>, sqlx::Error> {
@@ -514,17 +456,6 @@ async fn load_transfer(
     Ok(row.as_ref().map(transfer).transpose())
 }
 
-/// Unwraps a `Result<Option<T>>` decision: the value, NotFound(`what`), or the error.
-macro_rules! found {
-    ($e:expr, $what:expr) => {
-        match $e? {
-            Ok(Some(v)) => v,
-            Ok(None) => return Ok(Err(StoreError::NotFound($what))),
-            Err(e) => return Ok(Err(e)),
-        }
-    };
-}
-
 impl RegistryOp {
     async fn run(&self, conn: &mut AnyConnection) -> Applied {
         match self {
@@ -577,17 +508,7 @@ impl RegistryOp {
                 facts,
                 now,
             } => {
-                if !exists(
-                    conn,
-                    "SELECT 1 AS one FROM communities WHERE id = $1",
-                    community_id,
-                )
-                .await?
-                {
-                    return Ok(Err(StoreError::NotFound(format!(
-                        "community {community_id}"
-                    ))));
-                }
+                check!(require_community(conn, community_id).await);
                 if let Some(d) = &facts.district_id
                     && !exists(conn, "SELECT 1 AS one FROM districts WHERE id = $1", d).await?
                 {
@@ -620,17 +541,7 @@ impl RegistryOp {
                 input,
                 now,
             } => {
-                if !exists(
-                    conn,
-                    "SELECT 1 AS one FROM communities WHERE id = $1",
-                    community_id,
-                )
-                .await?
-                {
-                    return Ok(Err(StoreError::NotFound(format!(
-                        "community {community_id}"
-                    ))));
-                }
+                check!(require_community(conn, community_id).await);
                 check!(check_bay(conn, input).await);
                 let taken = sqlx::query(
                     "SELECT 1 AS one FROM parking_bays WHERE community_id = $1 AND number = $2",

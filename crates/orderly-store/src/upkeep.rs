@@ -11,35 +11,23 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use crate::ops::{Applied, DynOp, Outcome, take_ids};
-use crate::registry::{emit, exists};
+use crate::dynop::{
+    boxed, check, corrupt, dyn_op, found, invalid, load_one, require_charger, require_community,
+    string_enum,
+};
+use crate::ops::{Applied, DynOp, take_ids};
+use crate::registry::emit;
 use crate::rows::{get, ms, opt_ms, opt_ts, ts};
 use crate::{Result, Store, StoreError};
 
-/// Product liability (the manufacturer's) or charging-safety liability (the owner's or
-/// operator's): a charger needs both to be covered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyKind {
-    ProductLiability,
-    ChargingSafety,
-}
-
-impl PolicyKind {
-    pub const ALL: [PolicyKind; 2] = [PolicyKind::ProductLiability, PolicyKind::ChargingSafety];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyKind::ProductLiability => "product_liability",
-            PolicyKind::ChargingSafety => "charging_safety",
-        }
+string_enum!(
+    /// Product liability (the manufacturer's) or charging-safety liability (the owner's or
+    /// operator's): a charger needs both to be covered.
+    PolicyKind, "kind" {
+        ProductLiability = "product_liability",
+        ChargingSafety = "charging_safety",
     }
-    fn parse(s: &str) -> Result<Self> {
-        PolicyKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| StoreError::Corrupt(format!("insurance_policies.kind: {s:?}")))
-    }
-}
+);
 
 /// An insurance policy to record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -148,21 +136,7 @@ enum UpkeepOp {
     },
 }
 
-impl DynOp for UpkeepOp {
-    fn apply<'c>(
-        &'c self,
-        conn: &'c mut AnyConnection,
-    ) -> Pin<Box<dyn Future<Output = Applied> + Send + 'c>> {
-        Box::pin(self.run(conn))
-    }
-}
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
-    StoreError::Invalid {
-        field,
-        reason: reason.into(),
-    }
-}
+dyn_op!(UpkeepOp);
 
 const POLICY_COLUMNS: &str = "id, charger_id, kind, insurer, number, holder, coverage_cny, \
     start_ms, end_ms, created_at_ms";
@@ -172,7 +146,7 @@ fn policy(row: &AnyRow) -> Result<Policy> {
         id: get(row, "id")?,
         charger_id: get(row, "charger_id")?,
         policy: NewPolicy {
-            kind: PolicyKind::parse(&get::<String>(row, "kind")?)?,
+            kind: get::<String>(row, "kind")?.parse().map_err(corrupt)?,
             insurer: get(row, "insurer")?,
             number: get(row, "number")?,
             holder: get(row, "holder")?,
@@ -218,6 +192,27 @@ fn finding(row: &AnyRow) -> Result<Finding> {
     })
 }
 
+/// Emits a charger's registry event in the charger's community.
+async fn emit_for_charger(
+    conn: &mut AnyConnection,
+    now: Timestamp,
+    kind: &str,
+    charger_id: &str,
+    payload: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let community = charger_community(conn, charger_id).await?;
+    emit(
+        conn,
+        now,
+        kind,
+        Some(charger_id),
+        community.as_deref(),
+        payload,
+    )
+    .await?;
+    Ok(())
+}
+
 async fn charger_community(
     conn: &mut AnyConnection,
     charger_id: &str,
@@ -231,33 +226,6 @@ async fn charger_community(
     .flatten())
 }
 
-async fn load_one<T>(
-    conn: &mut AnyConnection,
-    sql: String,
-    id: i64,
-    decode: fn(&AnyRow) -> Result<T>,
-) -> Result<Result<Option<T>>, sqlx::Error> {
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(decode).transpose())
-}
-
-macro_rules! found {
-    ($e:expr, $what:expr) => {
-        match $e? {
-            Ok(Some(v)) => v,
-            Ok(None) => return Ok(Err(StoreError::NotFound($what))),
-            Err(e) => return Ok(Err(e)),
-        }
-    };
-}
-
-fn boxed<T: Send + 'static>(v: T) -> Applied {
-    Ok(Ok(Outcome::Boxed(Box::new(v))))
-}
-
 impl UpkeepOp {
     async fn run(&self, conn: &mut AnyConnection) -> Applied {
         match self {
@@ -266,15 +234,7 @@ impl UpkeepOp {
                 policy: p,
                 now,
             } => {
-                if !exists(
-                    conn,
-                    "SELECT 1 AS one FROM chargers WHERE id = $1",
-                    charger_id,
-                )
-                .await?
-                {
-                    return Ok(Err(StoreError::NotFound(format!("charger {charger_id}"))));
-                }
+                check!(require_charger(conn, charger_id).await);
                 if p.end <= p.start {
                     return Ok(Err(invalid("end", "must be after start")));
                 }
@@ -323,13 +283,11 @@ impl UpkeepOp {
                     .await,
                     format!("policy {id}")
                 );
-                let community = charger_community(conn, charger_id).await?;
-                emit(
+                emit_for_charger(
                     conn,
                     *now,
                     "charger.insurance_added",
-                    Some(charger_id),
-                    community.as_deref(),
+                    charger_id,
                     json!(stored),
                 )
                 .await?;
@@ -342,15 +300,7 @@ impl UpkeepOp {
                 description,
                 now,
             } => {
-                if !exists(
-                    conn,
-                    "SELECT 1 AS one FROM chargers WHERE id = $1",
-                    charger_id,
-                )
-                .await?
-                {
-                    return Ok(Err(StoreError::NotFound(format!("charger {charger_id}"))));
-                }
+                check!(require_charger(conn, charger_id).await);
                 if connector_id.is_some_and(|c| c < 0) {
                     return Ok(Err(invalid("connector_id", "must be 0 or more")));
                 }
@@ -377,13 +327,11 @@ impl UpkeepOp {
                     .await,
                     format!("fault report {id}")
                 );
-                let community = charger_community(conn, charger_id).await?;
-                emit(
+                emit_for_charger(
                     conn,
                     *now,
                     "charger.fault_reported",
-                    Some(charger_id),
-                    community.as_deref(),
+                    charger_id,
                     json!(stored),
                 )
                 .await?;
@@ -428,13 +376,11 @@ impl UpkeepOp {
                     .await,
                     format!("fault report {id}")
                 );
-                let community = charger_community(conn, &old.charger_id).await?;
-                emit(
+                emit_for_charger(
                     conn,
                     *now,
                     "charger.fault_resolved",
-                    Some(&old.charger_id),
-                    community.as_deref(),
+                    &old.charger_id,
                     json!(stored),
                 )
                 .await?;
@@ -448,17 +394,7 @@ impl UpkeepOp {
                 findings,
                 now,
             } => {
-                if !exists(
-                    conn,
-                    "SELECT 1 AS one FROM communities WHERE id = $1",
-                    community_id,
-                )
-                .await?
-                {
-                    return Ok(Err(StoreError::NotFound(format!(
-                        "community {community_id}"
-                    ))));
-                }
+                check!(require_community(conn, community_id).await);
                 for f in findings {
                     if !SEVERITIES.contains(&f.severity.as_str()) {
                         return Ok(Err(invalid(
@@ -660,8 +596,8 @@ impl Store {
     pub async fn cover(&self, charger_id: &str, at: Timestamp) -> Result<Vec<Cover>> {
         let policies = self.list_policies(charger_id).await?;
         Ok(PolicyKind::ALL
-            .into_iter()
-            .map(|kind| Cover {
+            .iter()
+            .map(|&kind| Cover {
                 kind,
                 policy: policies
                     .iter()
@@ -844,7 +780,7 @@ pub fn insurance_alerts(
             n.charger_id = Some(c.charger_id.clone());
             n
         };
-        for kind in PolicyKind::ALL {
+        for &kind in PolicyKind::ALL {
             let of_kind: Vec<&Policy> = c
                 .policies
                 .iter()

@@ -13,18 +13,17 @@
 //! The sweep ([`Store::sweep_waiting_list`]) does the same for offers that ran out, at a time the
 //! caller gives (the server's protocol clock).
 
-use std::pin::Pin;
-
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use crate::dynop::{boxed, found, invalid, load_one};
+use crate::dynop::{
+    boxed, check, corrupt, dyn_op, found, invalid, load_one, require_community, string_enum,
+};
 use crate::notifications::{NewNotification, enqueue};
-use crate::ops::{Applied, DynOp, take_ids};
-use crate::registry::exists;
+use crate::ops::{Applied, take_ids};
 use crate::rows::{get, ms, opt_int32, opt_ts, ts};
 use crate::{Result, Store, StoreError};
 
@@ -33,46 +32,21 @@ pub const DEFAULT_HOLD_MINUTES: u32 = 15;
 /// The longest hold a community may set (a day): a longer one would park a public charger.
 pub const MAX_HOLD_MINUTES: u32 = 24 * 60;
 
-/// Where an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaitingState {
-    Waiting,
-    Offered,
-    Served,
-    Expired,
-    Left,
-}
+string_enum!(
+    /// Where an entry is.
+    WaitingState, "state" {
+        Waiting = "waiting",
+        Offered = "offered",
+        Served = "served",
+        Expired = "expired",
+        Left = "left",
+    }
+);
 
 impl WaitingState {
-    pub const ALL: [WaitingState; 5] = [
-        WaitingState::Waiting,
-        WaitingState::Offered,
-        WaitingState::Served,
-        WaitingState::Expired,
-        WaitingState::Left,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WaitingState::Waiting => "waiting",
-            WaitingState::Offered => "offered",
-            WaitingState::Served => "served",
-            WaitingState::Expired => "expired",
-            WaitingState::Left => "left",
-        }
-    }
-
     /// Still in the queue (waiting or holding an offer).
     pub fn is_live(self) -> bool {
         matches!(self, WaitingState::Waiting | WaitingState::Offered)
-    }
-
-    fn parse(s: &str) -> Result<Self> {
-        WaitingState::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| StoreError::Corrupt(format!("waiting_list.state: {s:?}")))
     }
 }
 
@@ -138,14 +112,7 @@ enum WaitingOp {
     },
 }
 
-impl DynOp for WaitingOp {
-    fn apply<'c>(
-        &'c self,
-        conn: &'c mut AnyConnection,
-    ) -> Pin<Box<dyn Future<Output = Applied> + Send + 'c>> {
-        Box::pin(self.run(conn))
-    }
-}
+dyn_op!(WaitingOp);
 
 const COLUMNS: &str = "id, community_id, user_id, id_tag, state, joined_at_ms, \
     offer_charger_id, offer_connector_id, offered_at_ms, offer_expires_at_ms, closed_at_ms, \
@@ -171,7 +138,7 @@ fn entry(row: &AnyRow) -> Result<WaitingEntry> {
         community_id: get(row, "community_id")?,
         user_id: get(row, "user_id")?,
         id_tag: get(row, "id_tag")?,
-        state: WaitingState::parse(&get::<String>(row, "state")?)?,
+        state: get::<String>(row, "state")?.parse().map_err(corrupt)?,
         joined_at: ts(row, "joined_at_ms")?,
         offer,
         closed_at: opt_ts(row, "closed_at_ms")?,
@@ -350,17 +317,7 @@ impl WaitingOp {
                 id_tag,
                 now,
             } => {
-                if !exists(
-                    conn,
-                    "SELECT 1 AS one FROM communities WHERE id = $1",
-                    community_id,
-                )
-                .await?
-                {
-                    return Ok(Err(StoreError::NotFound(format!(
-                        "community {community_id}"
-                    ))));
-                }
+                check!(require_community(conn, community_id).await);
                 let owner: Option<String> =
                     sqlx::query_scalar("SELECT user_id FROM user_id_tags WHERE tag = $1")
                         .bind(id_tag.as_str())
@@ -433,17 +390,7 @@ impl WaitingOp {
                 minutes,
                 now,
             } => {
-                if !exists(
-                    conn,
-                    "SELECT 1 AS one FROM communities WHERE id = $1",
-                    community_id,
-                )
-                .await?
-                {
-                    return Ok(Err(StoreError::NotFound(format!(
-                        "community {community_id}"
-                    ))));
-                }
+                check!(require_community(conn, community_id).await);
                 if !(1..=MAX_HOLD_MINUTES).contains(minutes) {
                     return Ok(Err(invalid(
                         "hold_minutes",
