@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiJson, ApiPath};
 use super::registry::{
     ChargerRegistrationDto, LifecycleDto, charger_owned, load_registration, require_operate,
 };
-use super::{outcome_of, record_audit};
+use super::{outcome_of, record_audit, with_audit};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -136,27 +136,25 @@ pub async fn request(
     let current = load_registration(&state, raw.clone()).await?;
     principal.require(Permission::ActOwn(charger_owned(&current)))?;
     let audited = serde_json::json!(body);
-    let result = async {
-        super::users::check_login(&body.to_user)
-            .map_err(|_| ApiError::bad_request("to_user: not a login name"))?;
-        Ok(state
-            .store()
-            .request_transfer(
-                &current.charger_id,
-                &body.to_user,
-                &principal.actor,
-                Timestamp::now(),
-            )
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "charger.transfer.request",
         Some(raw),
         audited,
-        outcome_of(&result),
+        async {
+            super::users::check_login(&body.to_user)
+                .map_err(|_| ApiError::bad_request("to_user: not a login name"))?;
+            Ok(state
+                .store()
+                .request_transfer(
+                    &current.charger_id,
+                    &body.to_user,
+                    &principal.actor,
+                    Timestamp::now(),
+                )
+                .await?)
+        },
     )
     .await;
     Ok((StatusCode::CREATED, ApiJson(result?.into())))

@@ -195,6 +195,21 @@ pub(crate) async fn record_audit(
     }
 }
 
+/// Runs a command's `work`, then records it in the audit log with its outcome (`ok`, or the
+/// error with its status: refusals are recorded too) and returns its result.
+pub(crate) async fn with_audit<T>(
+    state: &AppState,
+    actor: &Actor,
+    action: &str,
+    target: Option<String>,
+    request: Value,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let result = work.await;
+    record_audit(state, actor, action, target, request, outcome_of(&result)).await;
+    result
+}
+
 /// The audit outcome text of an API result: `ok` or the error message with its status.
 pub(crate) fn outcome_of<T>(result: &Result<T, ApiError>) -> String {
     match result {

@@ -7,7 +7,7 @@ use super::auth::{Owned, Permission, Principal};
 use super::chargers::path_id;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::users::check_text;
-use super::{outcome_of, record_audit};
+use super::with_audit;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -129,31 +129,30 @@ pub async fn put_district(
 ) -> Result<(StatusCode, ApiJson<DistrictDto>), ApiError> {
     principal.require(Permission::Administer)?;
     let audited = serde_json::json!(body);
-    let result = async {
-        super::users::check_login(&id)
-            .map_err(|_| ApiError::bad_request("id: 1 to 64 characters of A-Z a-z 0-9 . _ - @"))?;
-        check_text("name", &body.name, 200)?;
-        if let Some(c) = &body.city {
-            check_text("city", c, 200)?;
-        }
-        let store = state.store();
-        let created = store
-            .put_district(&id, &body.name, body.city.as_deref(), Timestamp::now())
-            .await?;
-        let d = store
-            .get_district(&id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("district {id} not found")))?;
-        Ok((created, d))
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "district.put",
         Some(id.clone()),
         audited,
-        outcome_of(&result),
+        async {
+            super::users::check_login(&id).map_err(|_| {
+                ApiError::bad_request("id: 1 to 64 characters of A-Z a-z 0-9 . _ - @")
+            })?;
+            check_text("name", &body.name, 200)?;
+            if let Some(c) = &body.city {
+                check_text("city", c, 200)?;
+            }
+            let store = state.store();
+            let created = store
+                .put_district(&id, &body.name, body.city.as_deref(), Timestamp::now())
+                .await?;
+            let d = store
+                .get_district(&id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("district {id} not found")))?;
+            Ok((created, d))
+        },
     )
     .await;
     let (created, d) = result?;
@@ -254,41 +253,39 @@ pub async fn put_community(
 ) -> Result<ApiJson<CommunityRegistryDto>, ApiError> {
     principal.require(Permission::ManageCommunity(&id))?;
     let audited = serde_json::json!(body);
-    let result = async {
-        for (field, value) in [
-            ("address", &body.address),
-            ("district_id", &body.district_id),
-            ("property_manager", &body.property_manager),
-        ] {
-            if let Some(v) = value {
-                check_text(field, v, 500)?;
-            }
-        }
-        // Moving a community to another district changes who reaches it through a district
-        // scope: only admins may.
-        let current = load_community(&state, &id).await?;
-        if current.facts.district_id != body.district_id {
-            principal.require(Permission::Administer)?;
-        }
-        let facts = store::CommunityFacts {
-            address: body.address,
-            district_id: body.district_id,
-            property_manager: body.property_manager,
-        };
-        state
-            .store()
-            .set_community_facts(&id, facts, Timestamp::now())
-            .await?;
-        load_community(&state, &id).await
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "community.registry",
         Some(id.clone()),
         audited,
-        outcome_of(&result),
+        async {
+            for (field, value) in [
+                ("address", &body.address),
+                ("district_id", &body.district_id),
+                ("property_manager", &body.property_manager),
+            ] {
+                if let Some(v) = value {
+                    check_text(field, v, 500)?;
+                }
+            }
+            // Moving a community to another district changes who reaches it through a district
+            // scope: only admins may.
+            let current = load_community(&state, &id).await?;
+            if current.facts.district_id != body.district_id {
+                principal.require(Permission::Administer)?;
+            }
+            let facts = store::CommunityFacts {
+                address: body.address,
+                district_id: body.district_id,
+                property_manager: body.property_manager,
+            };
+            state
+                .store()
+                .set_community_facts(&id, facts, Timestamp::now())
+                .await?;
+            load_community(&state, &id).await
+        },
     )
     .await;
     Ok(ApiJson(result?.into()))
@@ -469,21 +466,19 @@ pub async fn create_bay(
 ) -> Result<(StatusCode, ApiJson<BayDto>), ApiError> {
     principal.require(Permission::ManageCommunity(&id))?;
     let audited = serde_json::json!(body);
-    let result = async {
-        let input = body.into_store()?;
-        Ok(state
-            .store()
-            .create_bay(&id, input, Timestamp::now())
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "bay.add",
         Some(id.clone()),
         audited,
-        outcome_of(&result),
+        async {
+            let input = body.into_store()?;
+            Ok(state
+                .store()
+                .create_bay(&id, input, Timestamp::now())
+                .await?)
+        },
     )
     .await;
     Ok((StatusCode::CREATED, ApiJson(result?.into())))
@@ -530,21 +525,19 @@ pub async fn update_bay(
     let bay = load_bay(&state, id).await?;
     principal.require(Permission::ManageCommunity(&bay.community_id))?;
     let audited = serde_json::json!(body);
-    let result = async {
-        let input = body.into_store()?;
-        Ok(state
-            .store()
-            .update_bay(id, input, Timestamp::now())
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "bay.update",
         Some(id.to_string()),
         audited,
-        outcome_of(&result),
+        async {
+            let input = body.into_store()?;
+            Ok(state
+                .store()
+                .update_bay(id, input, Timestamp::now())
+                .await?)
+        },
     )
     .await;
     Ok(ApiJson(result?.into()))
@@ -811,21 +804,19 @@ pub async fn put_charger(
         require_operate(&principal, old.facts.community_id.as_deref())?;
     }
     let audited = serde_json::json!(body);
-    let result = async {
-        let facts = body.into_store()?;
-        Ok(state
-            .store()
-            .put_charger_facts(id.as_str(), facts, Timestamp::now())
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "charger.registry",
         Some(raw),
         audited,
-        outcome_of(&result),
+        async {
+            let facts = body.into_store()?;
+            Ok(state
+                .store()
+                .put_charger_facts(id.as_str(), facts, Timestamp::now())
+                .await?)
+        },
     )
     .await;
     let connected = state.registry().is_connected(&id);

@@ -7,7 +7,7 @@ use super::auth::{Permission, Principal};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::registry::{charger_owned, load_registration, require_operate};
 use super::users::check_text;
-use super::{outcome_of, record_audit};
+use super::with_audit;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -171,32 +171,30 @@ pub async fn add_policy(
     let reg = load_registration(&state, raw.clone()).await?;
     principal.require(Permission::ActOwn(charger_owned(&reg)))?;
     let audited = serde_json::json!(body);
-    let result = async {
-        check_text("insurer", &body.insurer, 200)?;
-        check_text("number", &body.number, 100)?;
-        check_text("holder", &body.holder, 200)?;
-        let policy = store::NewPolicy {
-            kind: body.kind.into(),
-            insurer: body.insurer,
-            number: body.number,
-            holder: body.holder,
-            coverage_cny: body.coverage_cny,
-            start: body.start,
-            end: body.end,
-        };
-        Ok(state
-            .store()
-            .add_policy(&reg.charger_id, policy, Timestamp::now())
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "charger.insurance.add",
         Some(raw),
         audited,
-        outcome_of(&result),
+        async {
+            check_text("insurer", &body.insurer, 200)?;
+            check_text("number", &body.number, 100)?;
+            check_text("holder", &body.holder, 200)?;
+            let policy = store::NewPolicy {
+                kind: body.kind.into(),
+                insurer: body.insurer,
+                number: body.number,
+                holder: body.holder,
+                coverage_cny: body.coverage_cny,
+                start: body.start,
+                end: body.end,
+            };
+            Ok(state
+                .store()
+                .add_policy(&reg.charger_id, policy, Timestamp::now())
+                .await?)
+        },
     )
     .await;
     Ok((StatusCode::CREATED, ApiJson(result?.into())))
@@ -406,33 +404,31 @@ pub async fn report_fault(
     }
     let reg = load_registration(&state, raw.clone()).await?;
     let audited = serde_json::json!(body);
-    let result = async {
-        check_text("description", &body.description, 2000)?;
-        if reg.lifecycle == Lifecycle::Decommissioned {
-            return Err(ApiError::conflict(format!(
-                "charger {} is decommissioned",
-                reg.charger_id
-            )));
-        }
-        Ok(state
-            .store()
-            .report_fault(
-                &reg.charger_id,
-                body.connector_id,
-                &principal.actor,
-                &body.description,
-                Timestamp::now(),
-            )
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "charger.fault.report",
         Some(raw),
         audited,
-        outcome_of(&result),
+        async {
+            check_text("description", &body.description, 2000)?;
+            if reg.lifecycle == Lifecycle::Decommissioned {
+                return Err(ApiError::conflict(format!(
+                    "charger {} is decommissioned",
+                    reg.charger_id
+                )));
+            }
+            Ok(state
+                .store()
+                .report_fault(
+                    &reg.charger_id,
+                    body.connector_id,
+                    &principal.actor,
+                    &body.description,
+                    Timestamp::now(),
+                )
+                .await?)
+        },
     )
     .await;
     Ok((StatusCode::CREATED, ApiJson(result?.into())))
@@ -467,21 +463,19 @@ pub async fn resolve_fault(
     let reg = load_registration(&state, fault.charger_id.clone()).await?;
     require_operate(&principal, reg.facts.community_id.as_deref())?;
     let audited = serde_json::json!(body);
-    let result = async {
-        check_text("resolution", &body.resolution, 2000)?;
-        Ok(state
-            .store()
-            .resolve_fault(id, &body.resolution, Timestamp::now())
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "charger.fault.resolve",
         Some(fault.charger_id),
         audited,
-        outcome_of(&result),
+        async {
+            check_text("resolution", &body.resolution, 2000)?;
+            Ok(state
+                .store()
+                .resolve_fault(id, &body.resolution, Timestamp::now())
+                .await?)
+        },
     )
     .await;
     Ok(ApiJson(result?.into()))
@@ -606,43 +600,41 @@ pub async fn add_inspection(
 ) -> Result<(StatusCode, ApiJson<InspectionDto>), ApiError> {
     principal.require(Permission::ManageCommunity(&id))?;
     let audited = serde_json::json!(body);
-    let result = async {
-        if let Some(n) = &body.notes {
-            check_text("notes", n, 5000)?;
-        }
-        if body.findings.len() > 500 {
-            return Err(ApiError::bad_request("findings: at most 500"));
-        }
-        let mut findings = Vec::with_capacity(body.findings.len());
-        for f in body.findings {
-            check_text("findings.description", &f.description, 2000)?;
-            findings.push(store::NewFinding {
-                charger_id: f.charger_id,
-                severity: f.severity,
-                description: f.description,
-                due: f.due,
-            });
-        }
-        Ok(state
-            .store()
-            .add_inspection(
-                &id,
-                &principal.actor,
-                body.at,
-                body.notes,
-                findings,
-                Timestamp::now(),
-            )
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "community.inspection.add",
         Some(id.clone()),
         audited,
-        outcome_of(&result),
+        async {
+            if let Some(n) = &body.notes {
+                check_text("notes", n, 5000)?;
+            }
+            if body.findings.len() > 500 {
+                return Err(ApiError::bad_request("findings: at most 500"));
+            }
+            let mut findings = Vec::with_capacity(body.findings.len());
+            for f in body.findings {
+                check_text("findings.description", &f.description, 2000)?;
+                findings.push(store::NewFinding {
+                    charger_id: f.charger_id,
+                    severity: f.severity,
+                    description: f.description,
+                    due: f.due,
+                });
+            }
+            Ok(state
+                .store()
+                .add_inspection(
+                    &id,
+                    &principal.actor,
+                    body.at,
+                    body.notes,
+                    findings,
+                    Timestamp::now(),
+                )
+                .await?)
+        },
     )
     .await;
     Ok((StatusCode::CREATED, ApiJson(result?.into())))
@@ -680,21 +672,19 @@ pub async fn follow_up(
         principal.require(Permission::ManageCommunity(&community))?;
     }
     let audited = serde_json::json!(body);
-    let result = async {
-        check_text("note", &body.note, 2000)?;
-        Ok(state
-            .store()
-            .follow_up_finding(id, &body.note, body.done, Timestamp::now())
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "community.finding.follow_up",
         Some(community),
         audited,
-        outcome_of(&result),
+        async {
+            check_text("note", &body.note, 2000)?;
+            Ok(state
+                .store()
+                .follow_up_finding(id, &body.note, body.done, Timestamp::now())
+                .await?)
+        },
     )
     .await;
     Ok(ApiJson(result?.into()))

@@ -5,7 +5,7 @@
 
 use super::auth::{Permission, Principal};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
-use super::{outcome_of, record_audit};
+use super::with_audit;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -182,22 +182,20 @@ pub async fn join(
         ));
     }
     let audited = serde_json::json!(body);
-    let result = async {
-        let tag = IdTag::parse(body.id_tag.clone())
-            .map_err(|e| ApiError::bad_request(format!("id_tag: {e}")))?;
-        Ok(state
-            .store()
-            .join_waiting_list(&id, &user, tag.as_str(), state.clock().now())
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "waiting_list.join",
-        Some(id),
+        Some(id.clone()),
         audited,
-        outcome_of(&result),
+        async {
+            let tag = IdTag::parse(body.id_tag.clone())
+                .map_err(|e| ApiError::bad_request(format!("id_tag: {e}")))?;
+            Ok(state
+                .store()
+                .join_waiting_list(&id, &user, tag.as_str(), state.clock().now())
+                .await?)
+        },
     )
     .await;
     Ok((StatusCode::CREATED, ApiJson(result?.into())))
@@ -236,19 +234,17 @@ pub async fn leave(
             ),
         ));
     }
-    let result = async {
-        Ok(store
-            .leave_waiting_list(entry, &principal.actor, state.clock().now())
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "waiting_list.leave",
         Some(format!("{id}/{entry}")),
         serde_json::json!({ "community": id, "entry": entry, "user": found.user_id }),
-        outcome_of(&result),
+        async {
+            Ok(store
+                .leave_waiting_list(entry, &principal.actor, state.clock().now())
+                .await?)
+        },
     )
     .await;
     Ok(ApiJson(result?.into()))
@@ -273,20 +269,18 @@ pub async fn settings(
         principal.require(Permission::ManageCommunity(&id))?;
     }
     let audited = serde_json::json!(body);
-    let result = async {
-        Ok(state
-            .store()
-            .set_waiting_hold(&id, body.hold_minutes, state.clock().now())
-            .await?)
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &principal.as_actor(),
         "waiting_list.settings",
-        Some(id),
+        Some(id.clone()),
         audited,
-        outcome_of(&result),
+        async {
+            Ok(state
+                .store()
+                .set_waiting_hold(&id, body.hold_minutes, state.clock().now())
+                .await?)
+        },
     )
     .await;
     Ok(ApiJson(WaitingSettingsDto {
