@@ -480,6 +480,20 @@ async fn waiting_list_offers_a_freed_public_connector_serves_on_start_and_passes
                 .unwrap()
                 .is_empty()
         );
+        // The endpoints are in the OpenAPI document.
+        let doc = app
+            .request(Method::GET, "/api/v1/openapi.json", None, None)
+            .await;
+        for path in [
+            "/api/v1/registry/communities/{id}/waiting-list",
+            "/api/v1/registry/communities/{id}/waiting-list/{entry}",
+            "/api/v1/registry/communities/{id}/waiting-list/settings",
+        ] {
+            assert!(
+                doc.body["paths"][path].is_object(),
+                "{path} is not documented"
+            );
+        }
         // Every change is in the audit log.
         let audit = app.get("/api/v1/audit?limit=200").await.body;
         let actions: Vec<&str> = audit
