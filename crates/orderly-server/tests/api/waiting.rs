@@ -71,6 +71,18 @@ async fn community(app: &TestApp, id: &str) {
 
 /// Registers an OCPP charger of `kind` in `community` with one connector, brought to `active`.
 async fn charger(app: &TestApp, id: &str, community: &str, kind: &str, owner: Option<&str>) {
+    planned_charger(app, id, community, kind, owner).await;
+    activate(app, id).await;
+}
+
+/// Registers an OCPP charger of `kind` in `community` with one connector, left `planned`.
+async fn planned_charger(
+    app: &TestApp,
+    id: &str,
+    community: &str,
+    kind: &str,
+    owner: Option<&str>,
+) {
     app.add_charger(id, None).await;
     let facts = json!({ "community_id": community, "kind": kind, "owner": owner,
                         "operator": "GridCo", "model": "Wallbox 7", "rated_power_kw": 7.0,
@@ -84,6 +96,10 @@ async fn charger(app: &TestApp, id: &str, community: &str, kind: &str, owner: Op
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+}
+
+/// planned → installed → active.
+async fn activate(app: &TestApp, id: &str) {
     for to in ["installed", "active"] {
         let reply = app
             .post(
@@ -788,7 +804,9 @@ async fn insurance_alerts_are_pushed_once_per_policy_and_daily_for_missing_cover
         .await;
         // INS1 (alice's): product liability ends on 20 June with nothing after it; charging
         // safety ends on 15 June but a renewal starts that day.
-        charger(&app, "INS1", "C1", "self_use", Some("alice")).await;
+        // Policies are recorded while the chargers are planned, so that no check sees them in
+        // service without cover.
+        planned_charger(&app, "INS1", "C1", "self_use", Some("alice")).await;
         policy(
             &app,
             "INS1",
@@ -818,7 +836,7 @@ async fn insurance_alerts_are_pushed_once_per_policy_and_daily_for_missing_cover
         .await;
         // INS2 (public, nobody's): no cover at all. INS3 (bob's): covered for a year.
         charger(&app, "INS2", "C1", "public", None).await;
-        charger(&app, "INS3", "C1", "self_use", Some("bob")).await;
+        planned_charger(&app, "INS3", "C1", "self_use", Some("bob")).await;
         policy(
             &app,
             "INS3",
@@ -837,6 +855,8 @@ async fn insurance_alerts_are_pushed_once_per_policy_and_daily_for_missing_cover
             "2027-01-01T00:00:00Z",
         )
         .await;
+        activate(&app, "INS1").await;
+        activate(&app, "INS3").await;
 
         let of_kind = |all: &[Value], kind: &str| -> Vec<Value> {
             all.iter().filter(|n| n["kind"] == kind).cloned().collect()
