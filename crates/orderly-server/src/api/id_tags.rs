@@ -7,7 +7,7 @@
 use super::auth::{Belonging, Permission, Principal};
 use super::dto::{IdTagDto, NewIdTagDto, TagStatusDto, UpdateIdTagDto};
 use super::error::{ApiError, ApiJson, ApiPath};
-use super::{outcome_of, record_audit};
+use super::with_audit;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -70,7 +70,7 @@ pub async fn create(
         "parent_id_tag": body.parent_id_tag,
     });
     let target = Some(body.id_tag.clone());
-    let result = async {
+    let result = with_audit(&state, &actor, "id_tag.add", target, audited, async {
         let record = IdTagRecord {
             id_tag: parse_tag(body.id_tag, "id_tag")?,
             status: body.status.into(),
@@ -85,16 +85,7 @@ pub async fn create(
             .add_id_tag(record.clone(), Timestamp::now())
             .await?;
         Ok(IdTagDto::from(record))
-    }
-    .await;
-    record_audit(
-        &state,
-        &actor,
-        "id_tag.add",
-        target,
-        audited,
-        outcome_of(&result),
-    )
+    })
     .await;
     Ok((StatusCode::CREATED, ApiJson(result?)))
 }
@@ -144,30 +135,28 @@ pub async fn update(
     let audited = serde_json::json!({
         "status": body.status, "expiry_date": body.expiry_date, "parent_id_tag": body.parent_id_tag,
     });
-    let result = async {
-        let record = IdTagRecord {
-            id_tag: parse_tag(raw.clone(), "tag")?,
-            status: body.status.into(),
-            expiry_date: body.expiry_date,
-            parent_id_tag: body
-                .parent_id_tag
-                .map(|p| parse_tag(p, "parent_id_tag"))
-                .transpose()?,
-        };
-        state
-            .store()
-            .put_id_tag(record.clone(), Timestamp::now())
-            .await?;
-        Ok(IdTagDto::from(record))
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         &state,
         &actor,
         "id_tag.put",
-        Some(raw),
+        Some(raw.clone()),
         audited,
-        outcome_of(&result),
+        async {
+            let record = IdTagRecord {
+                id_tag: parse_tag(raw, "tag")?,
+                status: body.status.into(),
+                expiry_date: body.expiry_date,
+                parent_id_tag: body
+                    .parent_id_tag
+                    .map(|p| parse_tag(p, "parent_id_tag"))
+                    .transpose()?,
+            };
+            state
+                .store()
+                .put_id_tag(record.clone(), Timestamp::now())
+                .await?;
+            Ok(IdTagDto::from(record))
+        },
     )
     .await;
     Ok(ApiJson(result?))
@@ -185,25 +174,22 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::Administer)?;
     let actor = principal.as_actor();
-    let result = async {
-        let tag = path_tag(raw.clone())?;
-        if !state.store().remove_id_tag(&tag).await? {
-            return Err(ApiError::not_found(format!("id tag {tag} not found")));
-        }
-        Ok(StatusCode::NO_CONTENT)
-    }
-    .await;
     let request = serde_json::json!({ "id_tag": raw });
-    record_audit(
+    with_audit(
         &state,
         &actor,
         "id_tag.remove",
-        Some(raw),
+        Some(raw.clone()),
         request,
-        outcome_of(&result),
+        async {
+            let tag = path_tag(raw)?;
+            if !state.store().remove_id_tag(&tag).await? {
+                return Err(ApiError::not_found(format!("id tag {tag} not found")));
+            }
+            Ok(StatusCode::NO_CONTENT)
+        },
     )
-    .await;
-    result
+    .await
 }
 
 /// A holder blocking their own tag: the status becomes `Blocked`, expiry and parent stay as
@@ -224,53 +210,51 @@ async fn block_own(
     let audited = serde_json::json!({
         "status": body.status, "expiry_date": body.expiry_date, "parent_id_tag": body.parent_id_tag,
     });
-    let result = async {
-        let tag = path_tag(raw.clone())?;
-        let stored = state
-            .store()
-            .get_id_tag(&tag)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("id tag {tag} not found")))?;
-        if !matches!(body.status, TagStatusDto::Blocked) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "status: a holder may only set their own tag to Blocked",
-            ));
-        }
-        if body.expiry_date.is_some() && body.expiry_date != stored.expiry_date {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "expiry_date: a holder may not change it (leave it out)",
-            ));
-        }
-        if body
-            .parent_id_tag
-            .as_deref()
-            .is_some_and(|p| Some(p) != stored.parent_id_tag.as_ref().map(IdTag::as_str))
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "parent_id_tag: a holder may not change it (leave it out)",
-            ));
-        }
-        let record = IdTagRecord {
-            status: AuthorizationStatus::Blocked,
-            ..stored
-        };
-        state
-            .store()
-            .put_id_tag(record.clone(), Timestamp::now())
-            .await?;
-        Ok(IdTagDto::from(record))
-    }
-    .await;
-    record_audit(
+    let result = with_audit(
         state,
         &principal.as_actor(),
         "id_tag.block",
-        Some(raw),
+        Some(raw.clone()),
         audited,
-        outcome_of(&result),
+        async {
+            let tag = path_tag(raw)?;
+            let stored = state
+                .store()
+                .get_id_tag(&tag)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("id tag {tag} not found")))?;
+            if !matches!(body.status, TagStatusDto::Blocked) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "status: a holder may only set their own tag to Blocked",
+                ));
+            }
+            if body.expiry_date.is_some() && body.expiry_date != stored.expiry_date {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "expiry_date: a holder may not change it (leave it out)",
+                ));
+            }
+            if body
+                .parent_id_tag
+                .as_deref()
+                .is_some_and(|p| Some(p) != stored.parent_id_tag.as_ref().map(IdTag::as_str))
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "parent_id_tag: a holder may not change it (leave it out)",
+                ));
+            }
+            let record = IdTagRecord {
+                status: AuthorizationStatus::Blocked,
+                ..stored
+            };
+            state
+                .store()
+                .put_id_tag(record.clone(), Timestamp::now())
+                .await?;
+            Ok(IdTagDto::from(record))
+        },
     )
     .await;
     Ok(ApiJson(result?))
