@@ -716,3 +716,202 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        ChargerFacts, ChargerKind, CommunityRecord, Lifecycle, NewCharger, NewUser,
+        NotificationFilter, RegistryConnector, Role, StartTransaction, StatusReport,
+    };
+    use orderly_core::{ChargePointId, IdTag};
+
+    fn at(minutes: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + 60 * minutes).unwrap()
+    }
+
+    async fn status(store: &Store, connector_id: i32, status: &str, now: Timestamp) {
+        let report = StatusReport {
+            connector_id,
+            status: status.into(),
+            error_code: "NoError".into(),
+            info: None,
+            vendor_id: None,
+            vendor_error_code: None,
+            timestamp: None,
+        };
+        let cp = ChargePointId::parse("PUB").unwrap();
+        store.record_status(&cp, report, now).await.unwrap();
+    }
+
+    fn states(list: &[WaitingEntry]) -> Vec<(&str, WaitingState, Option<i32>)> {
+        list.iter()
+            .map(|e| {
+                (
+                    e.user_id.as_str(),
+                    e.state,
+                    e.offer.as_ref().map(|o| o.connector_id),
+                )
+            })
+            .collect()
+    }
+
+    /// Two connectors, three people: each free connector goes to the next in line; a start on
+    /// another connector than the one offered serves the entry and passes its connector on;
+    /// offers not taken expire at the sweep, each person told once.
+    #[tokio::test]
+    async fn free_connectors_go_in_order_and_a_start_elsewhere_passes_the_offer_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::sqlite_url(&dir.path().join("w.db")))
+            .await
+            .unwrap();
+        let now = at(0);
+        store
+            .put_community(
+                CommunityRecord {
+                    id: "C".into(),
+                    name: None,
+                    rating_kva: 400.0,
+                    power_factor: 0.9,
+                    base_load_kw: vec![50.0; 24],
+                    timezone: "Asia/Shanghai".into(),
+                    tariff_cny_per_kwh: vec![0.5; 24],
+                    emergency_price_cny_per_kwh: 2.0,
+                    max_emergencies: None,
+                    default_stay_hours: 10.0,
+                    default_energy_kwh: 20.0,
+                    community_meter: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let cp = ChargePointId::parse("PUB").unwrap();
+        store
+            .register_charger(
+                NewCharger {
+                    id: cp.clone(),
+                    password: None,
+                    description: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let connectors = (1..=2)
+            .map(|connector_id| RegistryConnector {
+                connector_id,
+                standard: "GB/T".into(),
+                max_power_kw: Some(7.0),
+            })
+            .collect();
+        let facts = ChargerFacts {
+            community_id: Some("C".into()),
+            bay_id: None,
+            kind: ChargerKind::Public,
+            owner: None,
+            operator: None,
+            model: None,
+            rated_power_kw: Some(7.0),
+            phases: Some(1),
+            connectors,
+            maintainer: None,
+        };
+        store.put_charger_facts("PUB", facts, now).await.unwrap();
+        for to in [Lifecycle::Installed, Lifecycle::Active] {
+            store.set_lifecycle("PUB", to, "test", now).await.unwrap();
+        }
+        for (user, tag) in [("u1", "T1"), ("u2", "T2"), ("u3", "T3")] {
+            let new = NewUser {
+                id: user.into(),
+                name: user.into(),
+                password: "a long password".into(),
+                role: Role::Resident,
+                scopes: vec![],
+                id_tags: vec![tag.into()],
+            };
+            store.create_user(new, now).await.unwrap();
+        }
+        status(&store, 1, "Charging", now).await;
+        status(&store, 2, "Charging", now).await;
+        for (user, tag) in [("u1", "T1"), ("u2", "T2"), ("u3", "T3")] {
+            let e = store.join_waiting_list("C", user, tag, now).await.unwrap();
+            assert_eq!(e.state, WaitingState::Waiting);
+        }
+        // Someone else's tag, and a second live entry: refused.
+        assert!(matches!(
+            store.join_waiting_list("C", "u1", "T2", now).await,
+            Err(StoreError::Invalid {
+                field: "id_tag",
+                ..
+            })
+        ));
+        assert!(matches!(
+            store.join_waiting_list("C", "u1", "T1", now).await,
+            Err(StoreError::Conflict(_))
+        ));
+
+        status(&store, 1, "Available", at(1)).await;
+        let offered = store.connector_available("PUB", at(1)).await.unwrap();
+        assert_eq!(states(&offered), [("u1", WaitingState::Offered, Some(1))]);
+        assert_eq!(offered[0].offer.as_ref().unwrap().expires_at, at(16));
+        status(&store, 2, "Available", at(2)).await;
+        let offered = store.connector_available("PUB", at(2)).await.unwrap();
+        assert_eq!(states(&offered), [("u2", WaitingState::Offered, Some(2))]);
+
+        // u2 starts on connector 1 (held for u1): served, and connector 2 goes to u3.
+        let start = StartTransaction {
+            charger_id: cp.clone(),
+            connector_id: 1,
+            id_tag: IdTag::parse("T2").unwrap(),
+            meter_start_wh: 0,
+            timestamp: at(3),
+            reservation_id: None,
+        };
+        let tx = store.start_transaction(start, at(3)).await.unwrap();
+        let served = store
+            .waiting_transaction_started("PUB", "T2", i64::from(tx.transaction_id.0), at(3))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(served.state, WaitingState::Served);
+        let live = store.list_waiting("C", false).await.unwrap();
+        assert_eq!(
+            states(&live),
+            [
+                ("u1", WaitingState::Offered, Some(1)),
+                ("u3", WaitingState::Offered, Some(2)),
+            ]
+        );
+        assert_eq!(
+            live.iter().map(|e| e.position).collect::<Vec<_>>(),
+            [Some(1), Some(2)]
+        );
+
+        // Nothing is due before the offers end; after, both expire and nobody is left.
+        let early = store.sweep_waiting_list(at(10)).await.unwrap();
+        assert!(early.expired.is_empty() && early.offered.is_empty());
+        let late = store.sweep_waiting_list(at(20)).await.unwrap();
+        assert_eq!(late.expired.len(), 2);
+        assert!(store.list_waiting("C", false).await.unwrap().is_empty());
+        let all = store.list_waiting("C", true).await.unwrap();
+        assert_eq!(all.len(), 3);
+
+        let told = store
+            .list_notifications(&NotificationFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let offers: Vec<&str> = told
+            .iter()
+            .filter(|n| n.notification.kind == "waiting_list.offer")
+            .map(|n| n.notification.recipient.as_deref().unwrap())
+            .collect();
+        assert_eq!(offers, ["u1", "u2", "u3"]);
+        store.close().await;
+    }
+}
