@@ -60,17 +60,24 @@ pub async fn status_stored(
 }
 
 /// The gateway stored an accepted StartTransaction: the user's entry on that community's
-/// waiting list, if any, is served.
+/// waiting list, if any, is served; an offer held on that connector for someone else goes back.
 pub async fn transaction_started(
     state: &AppState,
     charger: &ChargePointId,
+    connector_id: i32,
     tag: &IdTag,
     transaction_id: i64,
     now: Timestamp,
 ) {
     match state
         .store()
-        .waiting_transaction_started(charger.as_str(), tag.as_str(), transaction_id, now)
+        .waiting_transaction_started(
+            charger.as_str(),
+            connector_id,
+            tag.as_str(),
+            transaction_id,
+            now,
+        )
         .await
     {
         Ok(Some(e)) => {

@@ -4,8 +4,9 @@
 //! public, active charger of the community is `Available` and not held by an offer, the first
 //! waiting entry gets an offer for it (state `offered`, expiring after the community's hold
 //! time) and a `waiting_list.offer` notification, enqueued in the same commit. A start on a public
-//! charger of the community with one of the user's tags serves the entry; an offer not taken in
-//! time expires and the connector, if still free, goes to the next entry.
+//! charger of the community with one of the user's tags serves the entry; someone else starting
+//! on the connector held for an entry sends that entry back to waiting (its place kept, told so);
+//! an offer not taken in time expires and the connector, if still free, goes to the next entry.
 //!
 //! Every change runs [`match_offers`] for its community before it commits, so after each commit
 //! no free connector is left unoffered while someone waits (as far as the stored connector status
@@ -103,6 +104,7 @@ enum WaitingOp {
     },
     Started {
         charger_id: String,
+        connector_id: i32,
         id_tag: String,
         transaction_id: i64,
         now: Timestamp,
@@ -251,8 +253,8 @@ async fn match_offers(
             "entry": id, "charger": charger_id, "connector": connector_id,
             "expires_at": expires.to_string(), "id_tag": e.id_tag,
         });
-        // An entry is offered at most once (offered never goes back to waiting).
-        n.dedupe_key = Some(format!("waiting_list.offer:{id}"));
+        // One notification per offer: an entry displaced back to waiting is offered again.
+        n.dedupe_key = Some(format!("waiting_list.offer:{id}:{}", ms(now)));
         enqueue(conn, &n, now).await?;
         offered.push(e);
     }
@@ -430,6 +432,7 @@ impl WaitingOp {
             }
             WaitingOp::Started {
                 charger_id,
+                connector_id,
                 id_tag,
                 transaction_id,
                 now,
@@ -442,30 +445,72 @@ impl WaitingOp {
                         .bind(id_tag.as_str())
                         .fetch_optional(&mut *conn)
                         .await?;
-                let Some(owner) = owner else {
-                    return boxed(None::<WaitingEntry>);
+                let served = match &owner {
+                    Some(owner) => live_entry(conn, &community, owner).await?,
+                    None => None,
                 };
-                let Some(id) = live_entry(conn, &community, &owner).await? else {
-                    return boxed(None::<WaitingEntry>);
-                };
-                sqlx::query(
-                    "UPDATE waiting_list SET state = 'served', closed_at_ms = $1, \
-                     transaction_id = $2, closed_by = 'service' WHERE id = $3",
+                if let Some(id) = served {
+                    sqlx::query(
+                        "UPDATE waiting_list SET state = 'served', closed_at_ms = $1, \
+                         transaction_id = $2, closed_by = 'service' WHERE id = $3",
+                    )
+                    .bind(ms(*now))
+                    .bind(*transaction_id)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                // Someone else took a connector held for an entry: the entry goes back to
+                // waiting, keeping its place, and is told so; the next free connector is its.
+                let displaced: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM waiting_list WHERE state = 'offered' \
+                     AND offer_charger_id = $1 AND offer_connector_id = $2 ORDER BY id",
                 )
-                .bind(ms(*now))
-                .bind(*transaction_id)
-                .bind(id)
-                .execute(&mut *conn)
+                .bind(charger_id.as_str())
+                .bind(i64::from(*connector_id))
+                .fetch_all(&mut *conn)
                 .await?;
-                // Served on another connector than the one offered: that one is free for the
-                // next in line.
+                for id in displaced {
+                    let e = found!(
+                        load_one(conn, by_id_sql(), id, entry).await,
+                        format!("waiting-list entry {id}")
+                    );
+                    sqlx::query(
+                        "UPDATE waiting_list SET state = 'waiting', offer_charger_id = NULL, \
+                         offer_connector_id = NULL, offered_at_ms = NULL, \
+                         offer_expires_at_ms = NULL WHERE id = $1",
+                    )
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                    let offered_at = e.offer.as_ref().map_or(0, |o| ms(o.offered_at));
+                    let mut n = NewNotification::new(
+                        "waiting_list.offer_withdrawn",
+                        format!(
+                            "Connector {connector_id} of charger {charger_id} was taken by \
+                             someone else: you keep your place and get the next free one."
+                        ),
+                    );
+                    n.recipient = Some(e.user_id.clone());
+                    n.community_id = Some(community.clone());
+                    n.charger_id = Some(charger_id.clone());
+                    n.data =
+                        json!({ "entry": id, "charger": charger_id, "connector": connector_id });
+                    n.dedupe_key = Some(format!("waiting_list.offer_withdrawn:{id}:{offered_at}"));
+                    enqueue(conn, &n, *now).await?;
+                }
+                // Served on another connector than the one offered, or an entry displaced:
+                // free connectors go to the next in line.
                 if let Err(e) = match_offers(conn, &community, *now).await? {
                     return Ok(Err(e));
                 }
-                boxed(Some(found!(
-                    load_one(conn, by_id_sql(), id, entry).await,
-                    format!("waiting-list entry {id}")
-                )))
+                match served {
+                    Some(id) => boxed(Some(found!(
+                        load_one(conn, by_id_sql(), id, entry).await,
+                        format!("waiting-list entry {id}")
+                    ))),
+                    None => boxed(None::<WaitingEntry>),
+                }
             }
             WaitingOp::Sweep { now } => {
                 let expired: Vec<(i64, String)> = sqlx::query_as(
@@ -604,11 +649,14 @@ impl Store {
         .await
     }
 
-    /// A transaction started with `id_tag` on `charger_id`: if the charger is public in a
-    /// community where the tag's user has a live entry, the entry is served. Returns it.
+    /// A transaction started with `id_tag` on a connector of `charger_id`. If the charger is
+    /// public in a community where the tag's user has a live entry, the entry is served
+    /// (returned); an entry holding an offer for that connector goes back to waiting. A read
+    /// first, so starts that concern no entry cost no write.
     pub async fn waiting_transaction_started(
         &self,
         charger_id: &str,
+        connector_id: i32,
         id_tag: &str,
         transaction_id: i64,
         now: Timestamp,
@@ -625,12 +673,22 @@ impl Store {
         .fetch_optional(&mut *conn)
         .await?
         .is_some();
+        let held = sqlx::query(
+            "SELECT 1 AS one FROM waiting_list WHERE state = 'offered' \
+             AND offer_charger_id = $1 AND offer_connector_id = $2",
+        )
+        .bind(charger_id)
+        .bind(i64::from(connector_id))
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
         drop(conn);
-        if !live {
+        if !live && !held {
             return Ok(None);
         }
         self.write_boxed(WaitingOp::Started {
             charger_id: charger_id.to_owned(),
+            connector_id,
             id_tag: id_tag.to_owned(),
             transaction_id,
             now,
@@ -861,7 +919,8 @@ mod tests {
         let offered = store.connector_available("PUB", at(2)).await.unwrap();
         assert_eq!(states(&offered), [("u2", WaitingState::Offered, Some(2))]);
 
-        // u2 starts on connector 1 (held for u1): served, and connector 2 goes to u3.
+        // u2 starts on connector 1, held for u1: u2 is served; u1 goes back to waiting, keeps
+        // the first place and gets connector 2, which u2 no longer needs; u3 still waits.
         let start = StartTransaction {
             charger_id: cp.clone(),
             connector_id: 1,
@@ -872,7 +931,7 @@ mod tests {
         };
         let tx = store.start_transaction(start, at(3)).await.unwrap();
         let served = store
-            .waiting_transaction_started("PUB", "T2", i64::from(tx.transaction_id.0), at(3))
+            .waiting_transaction_started("PUB", 1, "T2", i64::from(tx.transaction_id.0), at(3))
             .await
             .unwrap()
             .unwrap();
@@ -881,8 +940,8 @@ mod tests {
         assert_eq!(
             states(&live),
             [
-                ("u1", WaitingState::Offered, Some(1)),
-                ("u3", WaitingState::Offered, Some(2)),
+                ("u1", WaitingState::Offered, Some(2)),
+                ("u3", WaitingState::Waiting, None),
             ]
         );
         assert_eq!(
@@ -890,11 +949,18 @@ mod tests {
             [Some(1), Some(2)]
         );
 
-        // Nothing is due before the offers end; after, both expire and nobody is left.
+        // Nothing is due before the offer ends (3 + 15 minutes); then it passes to u3, whose
+        // offer expires in turn, and nobody is left.
         let early = store.sweep_waiting_list(at(10)).await.unwrap();
         assert!(early.expired.is_empty() && early.offered.is_empty());
         let late = store.sweep_waiting_list(at(20)).await.unwrap();
-        assert_eq!(late.expired.len(), 2);
+        assert_eq!(late.expired.len(), 1);
+        assert_eq!(
+            states(&late.offered),
+            [("u3", WaitingState::Offered, Some(2))]
+        );
+        let last = store.sweep_waiting_list(at(40)).await.unwrap();
+        assert_eq!(last.expired.len(), 1);
         assert!(store.list_waiting("C", false).await.unwrap().is_empty());
         let all = store.list_waiting("C", true).await.unwrap();
         assert_eq!(all.len(), 3);
@@ -906,12 +972,25 @@ mod tests {
             })
             .await
             .unwrap();
-        let offers: Vec<&str> = told
+        let told: Vec<(&str, &str)> = told
             .iter()
-            .filter(|n| n.notification.kind == "waiting_list.offer")
-            .map(|n| n.notification.recipient.as_deref().unwrap())
+            .map(|n| {
+                (
+                    n.notification.kind.as_str(),
+                    n.notification.recipient.as_deref().unwrap(),
+                )
+            })
             .collect();
-        assert_eq!(offers, ["u1", "u2", "u3"]);
+        assert_eq!(
+            told,
+            [
+                ("waiting_list.offer", "u1"),
+                ("waiting_list.offer", "u2"),
+                ("waiting_list.offer_withdrawn", "u1"),
+                ("waiting_list.offer", "u1"),
+                ("waiting_list.offer", "u3"),
+            ]
+        );
         store.close().await;
     }
 }

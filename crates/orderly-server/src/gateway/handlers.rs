@@ -138,8 +138,15 @@ pub async fn handle(
                 && outcome.id_tag_info.status == store::AuthorizationStatus::Accepted
             {
                 let transaction_id = i64::from(outcome.transaction_id.0);
-                crate::reminders::transaction_started(state, &charger, &tag, transaction_id, now)
-                    .await;
+                crate::reminders::transaction_started(
+                    state,
+                    &charger,
+                    connector_id,
+                    &tag,
+                    transaction_id,
+                    now,
+                )
+                .await;
                 state.controllers().post(
                     &charger,
                     control::Msg::Started {
