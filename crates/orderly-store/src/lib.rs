@@ -14,6 +14,7 @@
 //! - [`users`], [`registry`], [`upkeep`]: people, roles and sessions; the registry, lifecycle and
 //!   `registry_events` outbox; insurance, faults and inspections (writes as `ops::Op::Dyn`).
 //! - [`notifications`]: the notification outbox the server's dispatcher delivers.
+//! - [`parking`]: bay occupancy reports, bay states, idle episodes and fees, parking rules.
 //! - `credentials`: bounded, cached charger password checks (reconnect storms).
 //! - [`error`]: the error type, [`StoreError`].
 //!
@@ -66,6 +67,7 @@ mod credentials;
 pub mod error;
 pub mod notifications;
 mod ops;
+pub mod parking;
 pub mod registry;
 mod rows;
 mod secrets;
@@ -90,6 +92,11 @@ pub use closed_loop::{
 };
 pub use error::{Result, StoreError};
 pub use notifications::{NewNotification, Notification, NotificationFilter};
+pub use parking::{
+    BayParkingState, EpisodeChange, EpisodeFilter, IdleEpisode, NewBayState, NewIdleEpisode,
+    NewOccupancyEvent, NewParkingRule, OccupancyEvent, ParkingApplied, ParkingChange,
+    ParkingRuleRecord,
+};
 pub use registry::{
     Bay, BayCharger, BayInput, ChargerFacts, ChargerKind, ChargerRegistration, CommunityFacts,
     CommunityRegistry, ConstructionFigures, District, Lifecycle, RegistrationFilter,
