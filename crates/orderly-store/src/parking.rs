@@ -124,8 +124,8 @@ pub enum EpisodeChange {
     /// Open one (there must be none open) and enqueue its notification (its `data` gets the
     /// episode id).
     Open {
-        episode: NewIdleEpisode,
-        notification: NewNotification,
+        episode: Box<NewIdleEpisode>,
+        notification: Box<NewNotification>,
     },
     /// The open episode's fee rose.
     Accrue { fee_fen: i64 },
@@ -514,7 +514,7 @@ impl ParkingOp {
                             notification,
                         } => {
                             let id = take_ids(conn, "idle_episodes", 1).await?;
-                            let mut n = notification.clone();
+                            let mut n = (**notification).clone();
                             n.bay_id = Some(c.bay_id);
                             n.community_id = Some(community_id.clone());
                             if let serde_json::Value::Object(map) = &mut n.data {
