@@ -10,6 +10,8 @@
 //!   connected chargers that the API uses to reach them.
 //! - [`api`]: `/api/v1` (bearer auth, OpenAPI at `/api/v1/openapi.json`) and `/metrics`.
 //! - [`metrics`]: Prometheus metric names and recorder.
+//! - [`parking`]: the task driving `orderly_parking`'s rules (webhook and MQTT occupancy
+//!   reports, connector statuses of bays' chargers, ticks).
 //!
 //! Entry points: [`open`] prepares the storage (migrations, bootstrap token), [`app`] builds the
 //! router for a state (in-process tests), [`serve`] runs it on a bound listener until shutdown,
@@ -25,6 +27,7 @@ pub mod demo;
 pub mod gateway;
 pub mod grid;
 pub mod metrics;
+pub mod parking;
 pub mod seed;
 pub mod state;
 
@@ -124,6 +127,11 @@ pub async fn serve(
             let _ = ven_stopped.await;
         }));
     }
+    // Parking and charging together: reports, connector statuses, ticks (and MQTT if set).
+    let (parking_stop, parking_stopped) = tokio::sync::oneshot::channel::<()>();
+    let parking = tokio::spawn(parking::run(state.clone(), async move {
+        let _ = parking_stopped.await;
+    }));
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -135,6 +143,9 @@ pub async fn serve(
     if !state.registry().wait_idle(SHUTDOWN_GRACE).await {
         tracing::warn!("some charger connections did not close within {SHUTDOWN_GRACE:?}");
     }
+    // The parking task finishes the change in hand before the writer is flushed.
+    drop(parking_stop);
+    let _ = parking.await;
     state.store().close().await;
     Ok(result?)
 }

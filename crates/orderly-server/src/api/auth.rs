@@ -79,6 +79,11 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/communities/{id}/plan",
     "/api/v1/communities/{id}/grid-commands",
     "/api/v1/grid-commands/{cid}",
+    // Parking and charging together: occupancy reports, parking rules, idle episodes and fees.
+    "/api/v1/bays/{id}/occupancy",
+    "/api/v1/registry/communities/{id}/parking-rule",
+    "/api/v1/registry/communities/{id}/idle-episodes",
+    "/api/v1/me/idle-fees",
 ];
 
 /// The authenticated caller: a user (login session) or an admin token.

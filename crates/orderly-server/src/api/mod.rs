@@ -8,6 +8,7 @@
 //!   transfers, insurance and upkeep.
 //! - [`communities`], [`wishes`], [`grid_commands`]: the closed loop's endpoints (communities
 //!   and their plan, residents' wishes, grid load-control commands).
+//! - [`parking`]: occupancy reports, bay occupancy, parking rules, idle episodes and fees.
 //!
 //! Every handler carries a `#[utoipa::path]` annotation and is registered through
 //! `utoipa_axum::routes!`, so the route table and the OpenAPI document cannot drift apart.
@@ -22,6 +23,7 @@ pub mod grid_commands;
 pub mod id_tags;
 pub mod lifecycle;
 pub mod operations;
+pub mod parking;
 pub mod registry;
 pub mod transactions;
 pub mod upkeep;
@@ -72,6 +74,8 @@ pub const BEARER: &str = "bearer";
         (name = "communities", description = "Communities (transformer, base load, tariff), their chargers and plan"),
         (name = "wishes", description = "Residents' wishes: departure, energy, emergency"),
         (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
+        (name = "parking", description = "Parking and charging together: bay occupancy reports \
+                                          (webhook; MQTT too), parking rules, idle episodes and fees"),
     )
 )]
 struct ApiDoc;
@@ -142,6 +146,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(wishes::put_defaults, wishes::get_defaults))
         .routes(routes!(grid_commands::create, grid_commands::list))
         .routes(routes!(grid_commands::get, grid_commands::cancel))
+        // Parking and charging together (clause 十二); handlers check the Principal.
+        .routes(routes!(parking::report, parking::occupancy))
+        .routes(routes!(parking::get_rule, parking::put_rule))
+        .routes(routes!(parking::community_episodes))
+        .routes(routes!(parking::my_fees))
         .split_for_parts();
     let document: Arc<Value> =
         Arc::new(serde_json::to_value(&openapi).expect("the OpenAPI document serializes"));

@@ -100,7 +100,12 @@ pub async fn handle(
                 vendor_error_code: req.vendor_error_code,
                 timestamp: req.timestamp.map(|t| t.as_jiff()),
             };
+            let (connector_id, status) = (report.connector_id, report.status.clone());
             store.record_status(id, report, now).await?;
+            // Committed: a bay's charger feeds the parking rules (clause 十二).
+            state
+                .parking()
+                .connector_status(id.as_str(), connector_id, &status, now);
             Ok(to_value(v16::StatusNotificationResponse {}))
         }
         ChargerRequest::Authorize(req) => {
