@@ -281,7 +281,8 @@ pub enum Action {
     Opened(Episode),
     /// The open episode's fee rose to this.
     Accrued(Fen),
-    /// The open episode ended at `at` (the car left or started charging) with this final fee.
+    /// The open episode ended at `at` (the car left or started charging) with this final fee
+    /// (which may be below the last [`Action::Accrued`] when a departure is reported late).
     Settled { at: Timestamp, fee: Fen },
 }
 
@@ -389,8 +390,9 @@ pub fn condition(state: &BayState, bay: BayContext) -> Option<(EpisodeKind, Time
 
 fn settle(state: &mut BayState, at: Timestamp, actions: &mut Vec<Action>) {
     if let Some(ep) = state.episode.take() {
-        // Never below what was already reported: a late report cannot refund a fee.
-        let fee = ep.rule.fee(ep.opened, at).max(ep.fee);
+        // At the time the car left, even when the report comes late and ticks meanwhile
+        // accrued more: the driver pays for the time they stayed.
+        let fee = ep.rule.fee(ep.opened, at);
         actions.push(Action::Settled { at, fee });
     }
 }

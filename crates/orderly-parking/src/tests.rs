@@ -131,6 +131,7 @@ fn a_late_report_settles_at_the_time_it_carries() {
         run(&mut s, Input::Tick, t(40))[..],
         [Action::Opened(_)]
     ));
+    assert_eq!(run(&mut s, Input::Tick, t(50)), [Action::Accrued(Fen(400))]);
     assert_eq!(
         run(&mut s, leave(t(31)), t(60)),
         [Action::Settled {
@@ -363,6 +364,7 @@ proptest! {
                     }
                     Action::Settled { fee, .. } => {
                         let ep = open.take().expect("settled without an episode");
+                        // Reports here are never late, so the final fee is at least what accrued.
                         prop_assert!(fee >= ep.fee && fee <= rule.cap);
                     }
                 }
