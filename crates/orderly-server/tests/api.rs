@@ -6,6 +6,9 @@ mod helpers;
 // Roles, tenancy, the registry and the charger lifecycle (issue 5).
 #[path = "api/roles.rs"]
 mod roles;
+// Parking and charging together (issue 5, clause 十二).
+#[path = "api/parking.rs"]
+mod parking;
 
 use axum::http::{Method, StatusCode, header};
 use helpers::{Backend, TestApp, backends, spawn_app};

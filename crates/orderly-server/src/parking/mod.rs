@@ -236,6 +236,12 @@ pub async fn run(state: AppState, stop: impl Future<Output = ()> + Send + 'stati
     }
 }
 
+/// `t` to the millisecond: the store keeps milliseconds, and the rules must compute on exactly
+/// the instants that are stored, or a fee read back could differ by an interval at a boundary.
+fn millis(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
+}
+
 /// The rule the core works with, from the stored one.
 pub fn core_rule(stored: &ParkingRuleRecord) -> Result<Rule, StoreError> {
     let r = &stored.rule;
@@ -254,8 +260,8 @@ async fn apply_report(
     bay_id: i64,
     report: OccupancyReport,
 ) -> Result<ParkingApplied, ParkingError> {
-    let now = state.clock().now();
-    let at = report.at.unwrap_or(now);
+    let now = millis(state.clock().now());
+    let at = millis(report.at.unwrap_or(now));
     if at.duration_since(now) > jiff::SignedDuration::from_mins(5) {
         return Err(ParkingError::Future(at));
     }
@@ -291,23 +297,16 @@ async fn apply_connector(
     };
     let input = Input::Connector {
         status: connector,
-        at,
+        at: millis(at),
     };
-    apply(
-        state,
-        bay_id,
-        input,
-        None,
-        Some(status),
-        state.clock().now(),
-    )
-    .await?;
+    let now = millis(state.clock().now());
+    apply(state, bay_id, input, None, Some(status), now).await?;
     Ok(())
 }
 
 /// Lets time pass for every occupied bay (thresholds, grace, fees).
 async fn tick_all(state: &AppState) -> Result<(), ParkingError> {
-    let now = state.clock().now();
+    let now = millis(state.clock().now());
     for bay in state.store().occupied_bay_states().await? {
         if let Err(error) = apply(state, bay.bay_id, Input::Tick, None, None, now).await {
             tracing::warn!(%error, bay = bay.bay_id, "parking: tick of a bay failed");
