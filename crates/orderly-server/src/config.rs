@@ -57,6 +57,8 @@ pub struct Config {
     pub openadr: Option<crate::grid::openadr::OpenAdrConfig>,
     /// `[parking]`: occupancy reports over MQTT, the rules' tick.
     pub parking: crate::parking::ParkingConfig,
+    /// `[notifications]`: where notifications go (log, webhook).
+    pub notifications: crate::notify::NotificationSettings,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             communities: Vec::new(),
             openadr: None,
             parking: crate::parking::ParkingConfig::default(),
+            notifications: crate::notify::NotificationSettings::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - [`metrics`]: Prometheus metric names and recorder.
 //! - [`parking`]: the task driving `orderly_parking`'s rules (webhook and MQTT occupancy
 //!   reports, connector statuses of bays' chargers, ticks).
+//! - [`notify`]: the notification dispatcher (outbox → log and webhook notifiers).
 //!
 //! Entry points: [`open`] prepares the storage (migrations, bootstrap token), [`app`] builds the
 //! router for a state (in-process tests), [`serve`] runs it on a bound listener until shutdown,
@@ -27,6 +28,7 @@ pub mod demo;
 pub mod gateway;
 pub mod grid;
 pub mod metrics;
+pub mod notify;
 pub mod parking;
 pub mod seed;
 pub mod state;
@@ -58,6 +60,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("cannot apply the configured communities: {0}")]
     Communities(#[from] control::ApplyError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// An opened state plus what start-up created.
@@ -127,6 +131,18 @@ pub async fn serve(
             let _ = ven_stopped.await;
         }));
     }
+    // The notification dispatcher, until the server stops (dropping `_notify_stop` ends it).
+    let notifiers =
+        notify::notifiers(&state.config().notifications).map_err(ServerError::Config)?;
+    let (_notify_stop, notify_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(notify::run(
+        state.store().clone(),
+        notifiers,
+        std::time::Duration::from_millis(state.config().notifications.poll_interval_ms.max(10)),
+        async move {
+            let _ = notify_stopped.await;
+        },
+    ));
     // Parking and charging together: reports, connector statuses, ticks (and MQTT if set).
     let (parking_stop, parking_stopped) = tokio::sync::oneshot::channel::<()>();
     let parking = tokio::spawn(parking::run(state.clone(), async move {

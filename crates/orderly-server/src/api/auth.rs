@@ -84,6 +84,8 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/registry/communities/{id}/parking-rule",
     "/api/v1/registry/communities/{id}/idle-episodes",
     "/api/v1/me/idle-fees",
+    // Notifications: own, a community's (staff in scope), all (admin, regulator).
+    "/api/v1/notifications",
 ];
 
 /// The authenticated caller: a user (login session) or an admin token.

@@ -9,6 +9,7 @@
 //! - [`communities`], [`wishes`], [`grid_commands`]: the closed loop's endpoints (communities
 //!   and their plan, residents' wishes, grid load-control commands).
 //! - [`parking`]: occupancy reports, bay occupancy, parking rules, idle episodes and fees.
+//! - [`notifications`]: the notifications sent (own, a community's, or all).
 //!
 //! Every handler carries a `#[utoipa::path]` annotation and is registered through
 //! `utoipa_axum::routes!`, so the route table and the OpenAPI document cannot drift apart.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod grid_commands;
 pub mod id_tags;
 pub mod lifecycle;
+pub mod notifications;
 pub mod operations;
 pub mod parking;
 pub mod registry;
@@ -76,6 +78,7 @@ pub const BEARER: &str = "bearer";
         (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
         (name = "parking", description = "Parking and charging together: bay occupancy reports \
                                           (webhook; MQTT too), parking rules, idle episodes and fees"),
+        (name = "notifications", description = "What the service told people, and whether it was delivered"),
     )
 )]
 struct ApiDoc;
@@ -89,6 +92,70 @@ impl utoipa::Modify for SecurityAddon {
             BEARER,
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Documents the error answers every operation can give besides its own: 401 and 403 where a
+/// token is needed, 400 for a path or query parameter that does not parse, and for a JSON body 400 (not
+/// JSON), 413 (over
+/// the size limit), 415 (not `application/json`) and 422 (does not fit the schema; the message
+/// names the field). Added here once rather than on each handler, so none can be forgotten;
+/// [`router`] applies it once every route is in the document.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description));
+                };
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let has_body = operation.request_body.is_some();
+                if secured {
+                    add("401", "Missing or invalid bearer token");
+                    add("403", "The caller's role or scope does not allow this");
+                }
+                if has_params {
+                    add("400", "A path or query parameter that does not parse");
+                }
+                if has_body {
+                    add("400", "Body is not valid JSON");
+                    add("413", "Body over the size limit");
+                    add("415", "Body is not `Content-Type: application/json`");
+                    add(
+                        "422",
+                        "Body does not fit the schema (the message names the field)",
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -151,7 +218,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(parking::get_rule, parking::put_rule))
         .routes(routes!(parking::community_episodes))
         .routes(routes!(parking::my_fees))
+        .routes(routes!(notifications::list))
         .split_for_parts();
+    // After the routes are in: `modifiers(...)` above runs before any path exists.
+    let mut openapi = openapi;
+    utoipa::Modify::modify(&CommonErrors, &mut openapi);
     let document: Arc<Value> =
         Arc::new(serde_json::to_value(&openapi).expect("the OpenAPI document serializes"));
     protected

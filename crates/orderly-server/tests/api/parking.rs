@@ -205,6 +205,21 @@ async fn a_fuel_car_in_an_ev_bay_is_notified_and_charged_after_the_wait() {
             "nobody known: the staff are told"
         );
         assert!(open["notification_id"].is_i64(), "{open}");
+        // The community's staff are told, once.
+        let told = app.get("/api/v1/notifications?community=A").await;
+        assert_eq!(told.status, StatusCode::OK, "{:?}", told.body);
+        let told = told.body.as_array().unwrap().clone();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert_eq!(told[0]["id"], open["notification_id"]);
+        assert_eq!(told[0]["kind"], "parking.not_charging");
+        assert_eq!(told[0]["recipient"], Value::Null);
+        assert_eq!(told[0]["bay_id"], b);
+        assert_eq!(told[0]["data"]["episode_id"], open["id"]);
+        assert!(
+            told[0]["message"].as_str().unwrap().contains("京A12345"),
+            "{:?}",
+            told[0]
+        );
         let since: Timestamp = open["since"].as_str().unwrap().parse().unwrap();
         let opened: Timestamp = open["opened_at"].as_str().unwrap().parse().unwrap();
         assert_eq!(opened.duration_since(since), SignedDuration::from_mins(2));
@@ -324,6 +339,21 @@ async fn an_ev_left_after_charging_pays_an_overstay_fee_up_to_the_cap() {
         assert_eq!(capped["charger_id"], "CP1");
         assert_eq!(capped["cap_cny"], 15.0);
         assert!(capped["notification_id"].is_i64());
+        // The driver is told, once; another resident is not.
+        let told = app
+            .request(Method::GET, "/api/v1/notifications", None, Some(&driver))
+            .await;
+        assert_eq!(told.status, StatusCode::OK, "{:?}", told.body);
+        let told = told.body.as_array().unwrap().clone();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert_eq!(told[0]["id"], capped["notification_id"]);
+        assert_eq!(told[0]["kind"], "parking.overstay");
+        assert_eq!(told[0]["recipient"], "driver");
+        assert_eq!(told[0]["charger_id"], "CP1");
+        let not_told = app
+            .request(Method::GET, "/api/v1/notifications", None, Some(&other))
+            .await;
+        assert_eq!(not_told.body, json!([]));
         // The cable comes out; the car stays: nothing restarts, the cap holds.
         cp.call_ok("StatusNotification", status("Available")).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
