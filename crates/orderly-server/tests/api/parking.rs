@@ -755,3 +755,109 @@ async fn occupancy_reports_over_mqtt_reach_the_rules_and_malformed_ones_are_coun
         app.stop().await;
     }
 }
+
+/// A Mosquitto of this test's own on a free loopback port (the shared broker must stay up for
+/// other tests), stopped when dropped.
+struct OwnBroker {
+    child: std::process::Child,
+}
+
+impl OwnBroker {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("mosquitto")
+            .args(["-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        Self { child }
+    }
+
+    async fn wait_listening(port: u16) {
+        until("the broker to listen", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The subscriber survives the broker going away: it reconnects, subscribes again, and the
+/// reports published after the restart are applied.
+#[tokio::test]
+async fn the_mqtt_subscriber_reconnects_after_the_broker_restarts() {
+    // Needs the MQTT test setup (CI has Mosquitto installed and running).
+    if mqtt_url().is_none() {
+        return;
+    }
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let mut broker = OwnBroker::start(port);
+    OwnBroker::wait_listening(port).await;
+    let app = spawn_app(Backend::Sqlite, |c| {
+        c.parking.tick_seconds = 1;
+        c.parking.mqtt_url = Some(url.clone());
+        c.parking.mqtt_topic_prefix = "orderly-test/restart".to_owned();
+    })
+    .await;
+    community(&app, "A").await;
+    let b = bay(&app, "A", "R-1", None).await;
+    let topic = "orderly-test/restart/A/R-1".to_owned();
+    let occupancy = |occupied: bool| {
+        json!({ "occupied": occupied, "vehicle": "ev", "source": "sensor" })
+            .to_string()
+            .into_bytes()
+    };
+    // One publisher per broker life: publish until the server shows the report.
+    let publish_until = |occupied: bool| {
+        let (app, topic) = (&app, topic.clone());
+        async move {
+            let mut options = rumqttc::MqttOptions::new(
+                format!("orderly-test-pub-{:x}", rand::random::<u64>()),
+                "127.0.0.1",
+                port,
+            );
+            options.set_keep_alive(Duration::from_secs(30));
+            let (client, mut events) = rumqttc::AsyncClient::new(options, 64);
+            let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+            until("the report over MQTT", || async {
+                let _ = client
+                    .publish(
+                        topic.clone(),
+                        rumqttc::QoS::AtLeastOnce,
+                        false,
+                        occupancy(occupied),
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let bay = app.get(&format!("/api/v1/bays/{b}/occupancy")).await.body;
+                (bay["occupied"] == occupied).then_some(())
+            })
+            .await;
+            driver.abort();
+        }
+    };
+    publish_until(true).await;
+    drop(broker);
+    // Down for a while: the subscriber's reconnection attempts fail meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    broker = OwnBroker::start(port);
+    OwnBroker::wait_listening(port).await;
+    publish_until(false).await;
+    let bay = app.get(&format!("/api/v1/bays/{b}/occupancy")).await.body;
+    assert_eq!(bay["recent"][0]["occupied"], false, "{bay}");
+    drop(broker);
+    app.stop().await;
+}
