@@ -722,3 +722,194 @@ impl Store {
         .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BayCharger, BayInput, CommunityRecord, Tenure};
+
+    fn t(minutes: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + minutes * 60).unwrap()
+    }
+
+    fn state(occupied: bool) -> NewBayState {
+        NewBayState {
+            occupied,
+            vehicle: occupied.then(|| "fuel".to_owned()),
+            plate: None,
+            since: occupied.then(|| t(0)),
+            connector_status: None,
+            rules_state: "{}".to_owned(),
+        }
+    }
+
+    fn report(occupied: bool, at: Timestamp) -> NewOccupancyEvent {
+        NewOccupancyEvent {
+            occupied,
+            vehicle: "fuel".into(),
+            plate: Some("京A1".into()),
+            source: "camera".into(),
+            at,
+        }
+    }
+
+    fn open() -> EpisodeChange {
+        EpisodeChange::Open {
+            episode: Box::new(NewIdleEpisode {
+                kind: "not_charging".into(),
+                vehicle: "fuel".into(),
+                plate: Some("京A1".into()),
+                charger_id: None,
+                payer: None,
+                since: t(0),
+                opened_at: t(30),
+                fee_fen: 200,
+                cap_fen: 1000,
+            }),
+            notification: Box::new(NewNotification::new("parking.not_charging", "idle")),
+        }
+    }
+
+    /// A change is written whole (report, state, episode, notification) or, when refused, not
+    /// at all.
+    #[tokio::test]
+    async fn a_change_commits_whole_and_a_refused_one_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::sqlite_url(&dir.path().join("p.db")))
+            .await
+            .unwrap();
+        let community = CommunityRecord {
+            id: "A".into(),
+            name: None,
+            rating_kva: 400.0,
+            power_factor: 0.9,
+            base_load_kw: vec![50.0; 24],
+            timezone: "Asia/Shanghai".into(),
+            tariff_cny_per_kwh: vec![0.5; 24],
+            emergency_price_cny_per_kwh: 1.0,
+            max_emergencies: None,
+            default_stay_hours: 10.0,
+            default_energy_kwh: 20.0,
+            community_meter: None,
+            created_at: t(0),
+            updated_at: t(0),
+        };
+        store.put_community(community, t(0)).await.unwrap();
+        let bay = store
+            .create_bay(
+                "A",
+                BayInput {
+                    number: "1".into(),
+                    tenure: Tenure::Public,
+                    lease_end: None,
+                    holder: None,
+                    ev_only: true,
+                    charger: BayCharger::Built,
+                },
+                t(0),
+            )
+            .await
+            .unwrap();
+        let change = |event, episodes, occupied| ParkingChange {
+            bay_id: bay.id,
+            event,
+            state: state(occupied),
+            episodes,
+            now: t(31),
+        };
+        let applied = store
+            .apply_parking(change(Some(report(true, t(0))), vec![open()], true))
+            .await
+            .unwrap();
+        assert!(applied.event_id.is_some());
+        let [ep] = &applied.episodes[..] else {
+            panic!("{applied:?}")
+        };
+        assert_eq!((ep.state.as_str(), ep.episode.fee_fen), ("open", 200));
+        let n = store.pending_notifications(10).await.unwrap();
+        assert_eq!(n.len(), 1);
+        assert_eq!(Some(n[0].id), ep.notification_id);
+        assert_eq!(n[0].notification.bay_id, Some(bay.id));
+        assert_eq!(n[0].notification.community_id.as_deref(), Some("A"));
+        assert_eq!(n[0].notification.data["episode_id"], ep.id);
+
+        // Refusals: a second open episode, a report out of order, a bad field, an unknown bay.
+        let refusals = [
+            change(Some(report(true, t(5))), vec![open()], true),
+            change(Some(report(false, t(-1))), vec![], false),
+            change(
+                Some(NewOccupancyEvent {
+                    vehicle: "bus".into(),
+                    ..report(false, t(6))
+                }),
+                vec![],
+                false,
+            ),
+            ParkingChange {
+                bay_id: 999,
+                ..change(Some(report(false, t(6))), vec![], false)
+            },
+        ];
+        for refused in refusals {
+            assert!(store.apply_parking(refused).await.is_err());
+        }
+        assert_eq!(store.occupancy_events(bay.id, 10).await.unwrap().len(), 1);
+        assert!(
+            store
+                .bay_parking_state(bay.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state
+                .occupied
+        );
+        assert_eq!(store.pending_notifications(10).await.unwrap().len(), 1);
+
+        // Accrue, then settle when the car leaves; the stored fee never passes the cap.
+        store
+            .apply_parking(change(
+                None,
+                vec![EpisodeChange::Accrue { fee_fen: 5000 }],
+                true,
+            ))
+            .await
+            .unwrap();
+        let settled = store
+            .apply_parking(change(
+                Some(report(false, t(40))),
+                vec![EpisodeChange::Settle {
+                    at: t(40),
+                    fee_fen: 400,
+                }],
+                false,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(settled.episodes[0].state, "settled");
+        assert_eq!(settled.episodes[0].episode.fee_fen, 400);
+        assert_eq!(settled.episodes[0].ended_at, Some(t(40)));
+        let again = change(
+            None,
+            vec![EpisodeChange::Settle {
+                at: t(41),
+                fee_fen: 0,
+            }],
+            false,
+        );
+        assert!(matches!(
+            store.apply_parking(again).await,
+            Err(StoreError::NotFound(_))
+        ));
+        let listed = store
+            .idle_episodes(&EpisodeFilter {
+                community_id: Some("A".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(store.occupied_bay_states().await.unwrap().is_empty());
+        store.close().await;
+    }
+}
