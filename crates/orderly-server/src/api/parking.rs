@@ -190,7 +190,8 @@ fn check_plate(plate: &Option<String>) -> Result<(), ApiError> {
         (status = 400, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody, description = "`at` before the bay's last report"),
-        (status = 413, description = "Body too large")))]
+        (status = 413, description = "Body too large"),
+        (status = 503, body = super::error::ErrorBody, description = "The parking task did not answer in time")))]
 pub async fn report(
     State(state): State<AppState>,
     principal: Principal,
