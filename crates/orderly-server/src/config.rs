@@ -57,6 +57,8 @@ pub struct Config {
     pub openadr: Option<crate::grid::openadr::OpenAdrConfig>,
     /// `[reminders]`: waiting-list sweep and insurance-alert periods (protocol seconds).
     pub reminders: crate::reminders::RemindersSettings,
+    /// `[parking]`: occupancy reports over MQTT, the rules' tick.
+    pub parking: crate::parking::ParkingConfig,
     /// `[notifications]`: where notifications go (log, webhook).
     pub notifications: crate::notify::NotificationSettings,
 }
@@ -77,6 +79,7 @@ impl Default for Config {
             communities: Vec::new(),
             openadr: None,
             reminders: crate::reminders::RemindersSettings::default(),
+            parking: crate::parking::ParkingConfig::default(),
             notifications: crate::notify::NotificationSettings::default(),
         }
     }

@@ -11,6 +11,8 @@
 //! - [`api`]: `/api/v1` (bearer auth, OpenAPI at `/api/v1/openapi.json`) and `/metrics`.
 //! - [`metrics`]: Prometheus metric names and recorder.
 //! - [`reminders`]: the waiting list's gateway hooks and sweep, insurance alerts (protocol time).
+//! - [`parking`]: the task driving `orderly_parking`'s rules (webhook and MQTT occupancy
+//!   reports, connector statuses of bays' chargers, ticks).
 //! - [`notify`]: the notification dispatcher (outbox → log and webhook notifiers).
 //!
 //! Entry points: [`open`] prepares the storage (migrations, bootstrap token), [`app`] builds the
@@ -28,6 +30,7 @@ pub mod gateway;
 pub mod grid;
 pub mod metrics;
 pub mod notify;
+pub mod parking;
 pub mod reminders;
 pub mod seed;
 pub mod state;
@@ -147,6 +150,11 @@ pub async fn serve(
     let reminders = tokio::spawn(reminders::run(state.clone(), async move {
         let _ = reminders_stopped.await;
     }));
+    // Parking and charging together: reports, connector statuses, ticks (and MQTT if set).
+    let (parking_stop, parking_stopped) = tokio::sync::oneshot::channel::<()>();
+    let parking = tokio::spawn(parking::run(state.clone(), async move {
+        let _ = parking_stopped.await;
+    }));
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -160,6 +168,9 @@ pub async fn serve(
     if !state.registry().wait_idle(SHUTDOWN_GRACE).await {
         tracing::warn!("some charger connections did not close within {SHUTDOWN_GRACE:?}");
     }
+    // The parking task finishes the change in hand before the writer is flushed.
+    drop(parking_stop);
+    let _ = parking.await;
     state.store().close().await;
     Ok(result?)
 }

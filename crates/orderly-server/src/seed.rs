@@ -1,6 +1,7 @@
 //! `orderly seed`: fills an empty database with a realistic district for demonstrations and
 //! manual testing: two districts, three communities with transformer data and registry facts,
-//! parking bays (owned, leased, public; with chargers built, reserved or none), chargers with
+//! parking bays (owned, leased, public; with chargers built, reserved or none) and each
+//! community's parking rule (clause 十二), chargers with
 //! registry facts and lifecycle, residents with id tags, and one user of every other role.
 //!
 //! Every password is random and printed once (only argon2 hashes are stored).
@@ -270,6 +271,22 @@ async fn seed(store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
                     district_id: Some(plan.district.into()),
                     property_manager: Some(plan.manager.into()),
                 },
+                now,
+            )
+            .await?;
+        // Clause 十二: 30 min to start charging in an EV-only bay, 15 min after charging,
+        // 2 CNY per started 15 min, at most 20 CNY an episode.
+        store
+            .put_parking_rule(
+                plan.id,
+                orderly_store::NewParkingRule {
+                    not_charging_minutes: 30,
+                    grace_minutes: 15,
+                    fee_per_interval_fen: 200,
+                    interval_minutes: 15,
+                    cap_fen: 2000,
+                },
+                "seed",
                 now,
             )
             .await?;

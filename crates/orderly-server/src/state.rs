@@ -4,6 +4,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::control::Controllers;
 use crate::gateway::registry::Registry;
+use crate::parking::Parking;
 use orderly_store::Store;
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ struct Inner {
     registry: Registry,
     clock: Clock,
     controllers: Controllers,
+    parking: Parking,
 }
 
 impl AppState {
@@ -30,6 +32,7 @@ impl AppState {
                 store,
                 registry: Registry::default(),
                 controllers: Controllers::default(),
+                parking: Parking::default(),
             }),
         }
     }
@@ -55,5 +58,10 @@ impl AppState {
     /// The community controllers.
     pub fn controllers(&self) -> &Controllers {
         &self.inner.controllers
+    }
+
+    /// The parking task's handle (occupancy reports, connector statuses of bays' chargers).
+    pub fn parking(&self) -> &Parking {
+        &self.inner.parking
     }
 }

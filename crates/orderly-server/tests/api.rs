@@ -9,6 +9,9 @@ mod roles;
 // Waiting lists for public chargers, id tags per role, insurance alerts (issue 5).
 #[path = "api/waiting.rs"]
 mod waiting;
+// Parking and charging together (issue 5, clause 十二).
+#[path = "api/parking.rs"]
+mod parking;
 
 use axum::http::{Method, StatusCode, header};
 use helpers::{Backend, TestApp, backends, spawn_app};

@@ -16,6 +16,7 @@
 //! - [`notifications`]: the notification outbox the server's dispatcher delivers.
 //! - [`waiting`]: the waiting list for public chargers (offers, expiry, served entries).
 //! - `dynop`: helpers shared by the modules whose writes are `ops::Op::Dyn`.
+//! - [`parking`]: bay occupancy reports, bay states, idle episodes and fees, parking rules.
 //! - `credentials`: bounded, cached charger password checks (reconnect storms).
 //! - [`error`]: the error type, [`StoreError`].
 //!
@@ -69,6 +70,7 @@ mod dynop;
 pub mod error;
 pub mod notifications;
 mod ops;
+pub mod parking;
 pub mod registry;
 mod rows;
 mod secrets;
@@ -94,6 +96,11 @@ pub use closed_loop::{
 };
 pub use error::{Result, StoreError};
 pub use notifications::{NewNotification, Notification, NotificationFilter};
+pub use parking::{
+    BayParkingState, EpisodeChange, EpisodeFilter, IdleEpisode, NewBayState, NewIdleEpisode,
+    NewOccupancyEvent, NewParkingRule, OccupancyEvent, ParkingApplied, ParkingChange,
+    ParkingRuleRecord,
+};
 pub use registry::{
     Bay, BayCharger, BayInput, ChargerFacts, ChargerKind, ChargerRegistration, CommunityFacts,
     CommunityRegistry, ConstructionFigures, District, Lifecycle, RegistrationFilter,

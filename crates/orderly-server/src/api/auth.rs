@@ -86,6 +86,11 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/registry/communities/{id}/waiting-list/settings",
     "/api/v1/id-tags",
     "/api/v1/id-tags/{tag}",
+    // Parking and charging together: occupancy reports, parking rules, idle episodes and fees.
+    "/api/v1/bays/{id}/occupancy",
+    "/api/v1/registry/communities/{id}/parking-rule",
+    "/api/v1/registry/communities/{id}/idle-episodes",
+    "/api/v1/me/idle-fees",
     // Notifications: own, a community's (staff in scope), all (admin, regulator).
     "/api/v1/notifications",
 ];

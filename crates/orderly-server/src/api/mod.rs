@@ -9,6 +9,7 @@
 //! - [`communities`], [`wishes`], [`grid_commands`]: the closed loop's endpoints (communities
 //!   and their plan, residents' wishes, grid load-control commands).
 //! - [`waiting`]: waiting lists for public chargers.
+//! - [`parking`]: occupancy reports, bay occupancy, parking rules, idle episodes and fees.
 //! - [`notifications`]: the notifications sent (own, a community's, or all).
 //!
 //! Every handler carries a `#[utoipa::path]` annotation and is registered through
@@ -25,6 +26,7 @@ pub mod id_tags;
 pub mod lifecycle;
 pub mod notifications;
 pub mod operations;
+pub mod parking;
 pub mod registry;
 pub mod transactions;
 pub mod upkeep;
@@ -77,6 +79,8 @@ pub const BEARER: &str = "bearer";
         (name = "wishes", description = "Residents' wishes: departure, energy, emergency"),
         (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
         (name = "waiting-list", description = "Waiting lists for public chargers: join, offers, leave, hold time"),
+        (name = "parking", description = "Parking and charging together: bay occupancy reports \
+                                          (webhook; MQTT too), parking rules, idle episodes and fees"),
         (name = "notifications", description = "What the service told people, and whether it was delivered"),
     )
 )]
@@ -216,6 +220,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(waiting::list, waiting::join))
         .routes(routes!(waiting::leave))
         .routes(routes!(waiting::settings))
+        // Parking and charging together (clause 十二); handlers check the Principal.
+        .routes(routes!(parking::report, parking::occupancy))
+        .routes(routes!(parking::get_rule, parking::put_rule))
+        .routes(routes!(parking::community_episodes))
+        .routes(routes!(parking::my_fees))
         .routes(routes!(notifications::list))
         .split_for_parts();
     // After the routes are in: `modifiers(...)` above runs before any path exists.

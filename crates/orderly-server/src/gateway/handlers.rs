@@ -103,6 +103,10 @@ pub async fn handle(
             let (connector_id, status) = (report.connector_id, report.status.clone());
             store.record_status(id, report, now).await?;
             crate::reminders::status_stored(state, id, connector_id, &status, now).await;
+            // Committed: a bay's charger feeds the parking rules (clause 十二).
+            state
+                .parking()
+                .connector_status(id.as_str(), connector_id, &status, now);
             Ok(to_value(v16::StatusNotificationResponse {}))
         }
         ChargerRequest::Authorize(req) => {
