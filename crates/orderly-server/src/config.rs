@@ -55,6 +55,8 @@ pub struct Config {
     pub communities: Vec<crate::control::CommunityConfig>,
     /// `[openadr]`: the VEN, when the community takes events from an OpenADR 2.0b VTN.
     pub openadr: Option<crate::grid::openadr::OpenAdrConfig>,
+    /// `[notifications]`: where notifications go (log, webhook).
+    pub notifications: crate::notify::NotificationSettings,
     /// `[sharing]`: the no-show sweep of shared private chargers.
     pub sharing: crate::sharing::SharingSettings,
 }
@@ -74,6 +76,7 @@ impl Default for Config {
             control: crate::control::ControlSettings::default(),
             communities: Vec::new(),
             openadr: None,
+            notifications: crate::notify::NotificationSettings::default(),
             sharing: crate::sharing::SharingSettings::default(),
         }
     }

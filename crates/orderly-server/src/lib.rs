@@ -10,6 +10,7 @@
 //!   connected chargers that the API uses to reach them.
 //! - [`api`]: `/api/v1` (bearer auth, OpenAPI at `/api/v1/openapi.json`) and `/metrics`.
 //! - [`metrics`]: Prometheus metric names and recorder.
+//! - [`notify`]: the notification dispatcher (outbox → log and webhook notifiers).
 //!
 //! Entry points: [`open`] prepares the storage (migrations, bootstrap token), [`app`] builds the
 //! router for a state (in-process tests), [`serve`] runs it on a bound listener until shutdown,
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod gateway;
 pub mod grid;
 pub mod metrics;
+pub mod notify;
 pub mod seed;
 pub mod sharing;
 pub mod state;
@@ -56,6 +58,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("cannot apply the configured communities: {0}")]
     Communities(#[from] control::ApplyError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// An opened state plus what start-up created.
@@ -125,6 +129,18 @@ pub async fn serve(
             let _ = ven_stopped.await;
         }));
     }
+    // The notification dispatcher, until the server stops (dropping `_notify_stop` ends it).
+    let notifiers =
+        notify::notifiers(&state.config().notifications).map_err(ServerError::Config)?;
+    let (_notify_stop, notify_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(notify::run(
+        state.store().clone(),
+        notifiers,
+        std::time::Duration::from_millis(state.config().notifications.poll_interval_ms.max(10)),
+        async move {
+            let _ = notify_stopped.await;
+        },
+    ));
     // The sharing no-show sweep, until the server stops (`sweep_stop` is dropped below).
     let (sweep_stop, sweep_stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(sharing::run(state.clone(), sweep_stopped));

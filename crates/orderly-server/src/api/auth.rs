@@ -79,6 +79,8 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/communities/{id}/plan",
     "/api/v1/communities/{id}/grid-commands",
     "/api/v1/grid-commands/{cid}",
+    // Notifications: own, a community's (staff in scope), all (admin, regulator).
+    "/api/v1/notifications",
     // Sharing private chargers with neighbours (clause 七).
     "/api/v1/registry/chargers/{id}/sharing",
     "/api/v1/registry/chargers/{id}/sharing/windows",

@@ -8,6 +8,7 @@
 //!   transfers, insurance and upkeep; [`sharing`]: sharing private chargers with neighbours.
 //! - [`communities`], [`wishes`], [`grid_commands`]: the closed loop's endpoints (communities
 //!   and their plan, residents' wishes, grid load-control commands).
+//! - [`notifications`]: the notifications sent (own, a community's, or all).
 //!
 //! Every handler carries a `#[utoipa::path]` annotation and is registered through
 //! `utoipa_axum::routes!`, so the route table and the OpenAPI document cannot drift apart.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod grid_commands;
 pub mod id_tags;
 pub mod lifecycle;
+pub mod notifications;
 pub mod operations;
 pub mod registry;
 pub mod sharing;
@@ -75,6 +77,7 @@ pub const BEARER: &str = "bearer";
         (name = "communities", description = "Communities (transformer, base load, tariff), their chargers and plan"),
         (name = "wishes", description = "Residents' wishes: departure, energy, emergency"),
         (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
+        (name = "notifications", description = "What the service told people, and whether it was delivered"),
     )
 )]
 struct ApiDoc;
@@ -154,6 +157,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(wishes::put_defaults, wishes::get_defaults))
         .routes(routes!(grid_commands::create, grid_commands::list))
         .routes(routes!(grid_commands::get, grid_commands::cancel))
+        .routes(routes!(notifications::list))
         .split_for_parts();
     let document: Arc<Value> =
         Arc::new(serde_json::to_value(&openapi).expect("the OpenAPI document serializes"));
