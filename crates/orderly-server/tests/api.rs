@@ -6,6 +6,9 @@ mod helpers;
 // Roles, tenancy, the registry and the charger lifecycle (issue 5).
 #[path = "api/roles.rs"]
 mod roles;
+// Sharing private chargers with neighbours (issue 5, clause 七).
+#[path = "api/sharing.rs"]
+mod sharing;
 
 use axum::http::{Method, StatusCode, header};
 use helpers::{Backend, TestApp, backends, spawn_app};

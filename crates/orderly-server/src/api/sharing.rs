@@ -74,7 +74,7 @@ fn cny_text(fen: i64) -> String {
 /// CNY with at most two decimals → fen; the error names `field`.
 fn fen_of(field: &str, v: f64) -> Result<i64, ApiError> {
     let scaled = v * 100.0;
-    if !v.is_finite() || v < 0.0 || v > 10_000.0 {
+    if !(v.is_finite() && (0.0..=10_000.0).contains(&v)) {
         return Err(ApiError::bad_request(format!(
             "{field}: must be 0 to 10000 CNY"
         )));
@@ -626,7 +626,7 @@ pub async fn list_bookings(
                     }
                 }
             }
-            found.sort_by(|a, b| (b.start, b.id).cmp(&(a.start, a.id)));
+            found.sort_by_key(|b| std::cmp::Reverse((b.start, b.id)));
         }
         _ => {
             found = store
