@@ -80,6 +80,8 @@ async def test_a_booking_lets_a_neighbour_charge_and_settles(server_factory):
         Api.ok(await admin.put("/registry/chargers/SHARED", {
             "community_id": "A", "kind": "self_use", "owner": "olga", "operator": "GridCo",
             "connectors": [{"connector_id": 1, "standard": "GB/T"}]}))
+        for to in ("installed", "active"):
+            Api.ok(await admin.post("/registry/chargers/SHARED/lifecycle", {"to": to}))
         # 1.50 CNY/kWh, no hourly price, owner 80 %; no-show after 2 min, fee 4.00.
         Api.ok(await olga.put("/registry/chargers/SHARED/sharing", {
             "price_per_kwh_cny": 1.5, "owner_share_percent": 80.0, "operator": "GridCo",

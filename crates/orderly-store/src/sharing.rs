@@ -520,6 +520,7 @@ struct Private {
     kind: String,
     owner: Option<String>,
     community: Option<String>,
+    lifecycle: String,
 }
 
 async fn registry_of(
@@ -527,7 +528,8 @@ async fn registry_of(
     charger_id: &str,
 ) -> Result<Option<Private>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT kind, owner_user_id, community_id FROM charger_registry WHERE charger_id = $1",
+        "SELECT kind, owner_user_id, community_id, lifecycle FROM charger_registry \
+         WHERE charger_id = $1",
     )
     .bind(charger_id)
     .fetch_optional(&mut *conn)
@@ -538,6 +540,7 @@ async fn registry_of(
             kind: r.try_get("kind").unwrap_or_default(),
             owner: r.try_get("owner_user_id").unwrap_or(None),
             community: r.try_get("community_id").unwrap_or(None),
+            lifecycle: r.try_get("lifecycle").unwrap_or_default(),
         }
     }))
 }
@@ -898,10 +901,13 @@ impl DynOp for SharingOp {
     }
 }
 
-/// The charger's owner and community, if it is a privately owned self-use charger.
+/// The charger's owner and community, if it is a privately owned self-use charger (and, with
+/// `in_service`, active: windows and bookings are not offered on a charger out of service, so
+/// nobody is booked onto one and then charged a no-show fee).
 async fn private_charger(
     conn: &mut AnyConnection,
     charger_id: &str,
+    in_service: bool,
 ) -> Result<Result<(String, Option<String>)>, sqlx::Error> {
     let Some(reg) = registry_of(conn, charger_id).await? else {
         return Ok(Err(StoreError::NotFound(format!(
@@ -909,6 +915,12 @@ async fn private_charger(
         ))));
     };
     match reg.owner {
+        Some(_) if in_service && reg.kind == "self_use" && reg.lifecycle != "active" => {
+            Ok(Err(invalid(
+                "charger_id",
+                format!("charger {charger_id} is {}, not active", reg.lifecycle),
+            )))
+        }
         Some(owner) if reg.kind == "self_use" => Ok(Ok((owner, reg.community))),
         _ => Ok(Err(invalid(
             "charger_id",
@@ -925,7 +937,7 @@ impl SharingOp {
                 terms,
                 now,
             } => {
-                let (_, community) = decoded!(private_charger(conn, charger_id).await?);
+                let (_, community) = decoded!(private_charger(conn, charger_id, false).await?);
                 decoded!(terms.validate());
                 sqlx::query(
                     "INSERT INTO sharing_agreements (charger_id, price_per_kwh_cny, \
@@ -978,7 +990,7 @@ impl SharingOp {
                 end,
                 now,
             } => {
-                let (_, community) = decoded!(private_charger(conn, charger_id).await?);
+                let (_, community) = decoded!(private_charger(conn, charger_id, true).await?);
                 if decoded!(load_agreement(conn, charger_id).await?).is_none() {
                     return Ok(Err(StoreError::NotFound(format!(
                         "sharing agreement of charger {charger_id}"
@@ -1081,7 +1093,8 @@ impl SharingOp {
                 boxed(cancelled)
             }
             SharingOp::Book { booking: nb, now } => {
-                let (owner, community) = decoded!(private_charger(conn, &nb.charger_id).await?);
+                let (owner, community) =
+                    decoded!(private_charger(conn, &nb.charger_id, true).await?);
                 let Some(agreement) = decoded!(load_agreement(conn, &nb.charger_id).await?) else {
                     return Ok(Err(StoreError::NotFound(format!(
                         "sharing agreement of charger {}",

@@ -628,6 +628,18 @@ pub async fn list_bookings(
             }
             found.sort_by_key(|b| std::cmp::Reverse((b.start, b.id)));
         }
+        // Staff: one query per community in scope, so other communities' bookings never
+        // crowd theirs out of the page.
+        (_, role) if role.is_scoped() && base.community_id.is_none() => {
+            for community in &principal.communities {
+                let filter = store::BookingFilter {
+                    community_id: Some(community.clone()),
+                    ..base.clone()
+                };
+                found.extend(store.list_sharing_bookings(&filter).await?);
+            }
+            found.sort_by_key(|b| std::cmp::Reverse((b.start, b.id)));
+        }
         _ => {
             found = store
                 .list_sharing_bookings(&base)

@@ -99,6 +99,15 @@ async fn charger(app: &TestApp, id: &str, community: &str, kind: &str, owner: Op
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    for to in ["installed", "active"] {
+        let reply = app
+            .post(
+                &format!("/api/v1/registry/chargers/{id}/lifecycle"),
+                json!({ "to": to }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
 }
 
 /// Everyone in the scenarios, logged in.
@@ -1079,6 +1088,14 @@ async fn bad_sharing_input_is_refused_naming_the_field_and_changes_nothing() {
         assert_eq!(ok(&reply, StatusCode::OK).as_array().unwrap().len(), 1);
 
         let b = ok(&book(&app, &p.nina, "NINA", t0 + mins(60), t0 + mins(120)).await, StatusCode::CREATED)["id"].as_i64().unwrap();
+        // Out of service: no new window, no new booking.
+        let lifecycle = "/api/v1/registry/chargers/CPS/lifecycle";
+        ok(&call(&app, &p.olga, Method::POST, lifecycle, Some(json!({ "to": "suspended" }))).await, StatusCode::OK);
+        let reply = book(&app, &p.sam, "SAM", t0 + mins(200), t0 + mins(250)).await;
+        refused(&reply, StatusCode::BAD_REQUEST, "suspended, not active");
+        let reply = call(&app, &p.olga, Method::POST, windows, Some(span(400, 500))).await;
+        refused(&reply, StatusCode::BAD_REQUEST, "charger_id");
+        ok(&call(&app, &p.olga, Method::POST, lifecycle, Some(json!({ "to": "active" }))).await, StatusCode::OK);
         let events = event_count(&app).await;
         // Bookings: overlapping (named), outside the window, in the past, end before start,
         // not their tag, the owner on their own charger, an unknown charger.
