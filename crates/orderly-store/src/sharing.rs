@@ -588,6 +588,13 @@ async fn load_booking(
     Ok(Ok(Some(b)))
 }
 
+/// A reload after this operation has written: a failure here must not be an inner (decision)
+/// error, which would let the batch commit the partial write, so it aborts the batch instead;
+/// the writer then re-applies this operation alone, and it fails alone.
+fn after_write<T>(r: Result<T>) -> Result<T, sqlx::Error> {
+    r.map_err(|e| sqlx::Error::Protocol(format!("reloading a sharing record after writing: {e}")))
+}
+
 fn boxed<T: Send + 'static>(v: T) -> Applied {
     Ok(Ok(Outcome::Boxed(Box::new(v))))
 }
@@ -969,10 +976,9 @@ impl SharingOp {
                 .bind(ms(*now))
                 .execute(&mut *conn)
                 .await?;
-                let stored = found!(
-                    load_agreement(conn, charger_id).await,
-                    format!("sharing agreement of charger {charger_id}")
-                );
+                let stored = after_write(load_agreement(conn, charger_id).await?.and_then(|a| {
+                    a.ok_or_else(|| StoreError::NotFound(format!("agreement of {charger_id}")))
+                }))?;
                 emit(
                     conn,
                     *now,
@@ -1071,7 +1077,9 @@ impl SharingOp {
                         *now,
                     )
                     .await?;
-                    decoded!(emit_booking(conn, b.id, "sharing.booking_cancelled", *now).await?);
+                    after_write(
+                        emit_booking(conn, b.id, "sharing.booking_cancelled", *now).await?,
+                    )?;
                     cancelled.push(b.id);
                 }
                 sqlx::query("DELETE FROM sharing_windows WHERE id = $1")
@@ -1175,7 +1183,8 @@ impl SharingOp {
                 .bind(ms(*now))
                 .execute(&mut *conn)
                 .await?;
-                let b = decoded!(emit_booking(conn, id, "sharing.booking_created", *now).await?);
+                let b =
+                    after_write(emit_booking(conn, id, "sharing.booking_created", *now).await?)?;
                 boxed(b)
             }
             SharingOp::Cancel {
@@ -1237,7 +1246,8 @@ impl SharingOp {
                     *now,
                 )
                 .await?;
-                let b = decoded!(emit_booking(conn, *id, "sharing.booking_cancelled", *now).await?);
+                let b =
+                    after_write(emit_booking(conn, *id, "sharing.booking_cancelled", *now).await?)?;
                 boxed(b)
             }
             SharingOp::Sweep { now } => {
