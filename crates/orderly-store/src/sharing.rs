@@ -1267,6 +1267,27 @@ impl SharingOp {
                     if *now < due {
                         continue;
                     }
+                    // The charger was taken out of service after the booking was made: the
+                    // neighbour could not have charged, so no fee; they are told instead.
+                    let lifecycle = registry_of(conn, &b.charger_id).await?.map(|r| r.lifecycle);
+                    if lifecycle.as_deref() != Some("active") {
+                        let state = lifecycle.unwrap_or_else(|| "not registered".into());
+                        set_state(conn, b.id, BookingState::Cancelled, Some("system"), *now)
+                            .await?;
+                        let message = format!(
+                            "Your booking {} of charger {} from {} is cancelled: the charger is \
+                             {state}; no fee is due.",
+                            b.id, b.charger_id, b.start
+                        );
+                        enqueue(
+                            conn,
+                            &note(&b, "sharing.booking_cancelled", Some(&b.booker), message),
+                            *now,
+                        )
+                        .await?;
+                        let _ = emit_booking(conn, b.id, "sharing.booking_cancelled", *now).await?;
+                        continue;
+                    }
                     set_state(conn, b.id, BookingState::NoShow, None, *now).await?;
                     let figures = Figures::fee(&b.terms, b.terms.no_show_fee_fen);
                     insert_settlement(conn, &b, SettlementKind::NoShow, None, &figures, due)
@@ -1520,7 +1541,8 @@ impl Store {
     }
 
     /// Marks pending bookings not started within their grace as no-shows, settling the fee and
-    /// telling owner and booker. Returns the bookings marked.
+    /// telling owner and booker; on a charger no longer active they are cancelled without fee
+    /// instead (the booker told). Returns the bookings marked no-show.
     pub async fn sweep_sharing(&self, now: Timestamp) -> Result<Vec<i64>> {
         self.write_boxed(SharingOp::Sweep { now }).await
     }

@@ -672,6 +672,59 @@ async fn no_shows_cancellations_and_the_monthly_statement() {
         // Too late now: SAM's tag is refused even inside the booked time.
         assert_eq!(authorize(&mut cp, "SAM").await, "Invalid");
 
+        // A booking on a charger taken out of service meanwhile is not a no-show: cancelled by
+        // the sweep, no fee, the booker told.
+        let t1 = now(&mut cp).await;
+        let reply = book(&app, &p.nina, "NINA", t1 + mins(1), t1 + mins(5)).await;
+        let out_of_service = ok(&reply, StatusCode::CREATED)["id"].as_i64().unwrap();
+        let lifecycle = "/api/v1/registry/chargers/CPS/lifecycle";
+        ok(
+            &call(
+                &app,
+                &p.olga,
+                Method::POST,
+                lifecycle,
+                Some(json!({ "to": "suspended" })),
+            )
+            .await,
+            StatusCode::OK,
+        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let b = loop {
+            let b = booking(&app, out_of_service).await;
+            if b["state"] != "pending" {
+                break b;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "booking {out_of_service} not swept"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(b["state"], "cancelled");
+        assert_eq!(b["cancelled_by"], "system");
+        assert!(
+            b["settlement"].is_null(),
+            "no fee when the charger was out of service"
+        );
+        let told = notifications(&app, &p.nina).await;
+        assert!(
+            told.iter().any(|n| n["kind"] == "sharing.booking_cancelled"
+                && n["data"]["booking_id"] == out_of_service),
+            "{told:?}"
+        );
+        ok(
+            &call(
+                &app,
+                &p.olga,
+                Method::POST,
+                lifecycle,
+                Some(json!({ "to": "active" })),
+            )
+            .await,
+            StatusCode::OK,
+        );
+
         // The statement: three settlements and the totals, parsed.
         let path = "/api/v1/sharing/statements?month=2026-11&owner=olga";
         let reply = call(&app, &p.olga, Method::GET, path, None).await;
