@@ -168,6 +168,10 @@ pub(crate) enum LoopOp {
     },
     DetachCharger {
         id: ChargePointId,
+        now: Timestamp,
+    },
+    FinishProfileRelease {
+        id: ChargePointId,
     },
     PutWish {
         wish: WishRecord,
@@ -306,6 +310,11 @@ impl LoopOp {
                     .bind(attrs.charger_id.as_str())
                     .execute(&mut *conn)
                     .await?;
+                // Its new controller sends its own profiles (same ids), so nothing to clear.
+                sqlx::query("DELETE FROM profile_releases WHERE charger_id = $1")
+                    .bind(attrs.charger_id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
                 sqlx::query(
                     "INSERT INTO charger_electrical (charger_id, community_id, phases, voltage_v, \
                      max_current_a, min_current_a, rate_unit, updated_at_ms) \
@@ -323,8 +332,38 @@ impl LoopOp {
                 .await?;
                 Ok(Ok(Outcome::Done))
             }
-            LoopOp::DetachCharger { id } => {
-                let r = sqlx::query("DELETE FROM charger_electrical WHERE charger_id = $1")
+            LoopOp::DetachCharger { id, now } => {
+                let community: Option<String> = sqlx::query_scalar(
+                    "SELECT community_id FROM charger_electrical WHERE charger_id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some(community) = community else {
+                    return Ok(Ok(Outcome::Flag(false)));
+                };
+                sqlx::query("DELETE FROM charger_electrical WHERE charger_id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                // In the same commit: a detached charger is never forgotten with our profiles.
+                sqlx::query("DELETE FROM profile_releases WHERE charger_id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO profile_releases (charger_id, community_id, requested_at_ms) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(id.as_str())
+                .bind(community)
+                .bind(ms(*now))
+                .execute(&mut *conn)
+                .await?;
+                Ok(Ok(Outcome::Flag(true)))
+            }
+            LoopOp::FinishProfileRelease { id } => {
+                let r = sqlx::query("DELETE FROM profile_releases WHERE charger_id = $1")
                     .bind(id.as_str())
                     .execute(&mut *conn)
                     .await?;
@@ -630,10 +669,34 @@ impl Store {
         )
     }
 
-    /// Detaches a charger from its community; returns whether it was attached.
-    pub async fn detach_charger(&self, id: &ChargePointId) -> Result<bool> {
+    /// Detaches a charger from its community; returns whether it was attached. The charger is
+    /// recorded as holding profiles to clear ([`Store::profile_release_pending`]) in the same
+    /// commit.
+    pub async fn detach_charger(&self, id: &ChargePointId, now: Timestamp) -> Result<bool> {
         flag(
-            self.loop_write(LoopOp::DetachCharger { id: id.clone() })
+            self.loop_write(LoopOp::DetachCharger {
+                id: id.clone(),
+                now,
+            })
+            .await?,
+        )
+    }
+
+    /// Whether a charger left a community and its profiles have not been cleared yet.
+    pub async fn profile_release_pending(&self, id: &ChargePointId) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 AS one FROM profile_releases WHERE charger_id = $1")
+                .bind(id.as_str())
+                .fetch_optional(self.pool())
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// The charger confirmed its profiles are cleared; returns whether one was pending.
+    pub async fn finish_profile_release(&self, id: &ChargePointId) -> Result<bool> {
+        flag(
+            self.loop_write(LoopOp::FinishProfileRelease { id: id.clone() })
                 .await?,
         )
     }

@@ -114,8 +114,27 @@ async fn communities_and_chargers() {
         // A community with chargers stays.
         let err = store.remove_community("c1").await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-        assert!(store.detach_charger(&cp("CP1")).await.unwrap());
-        assert!(!store.detach_charger(&cp("CP1")).await.unwrap());
+        assert!(!store.profile_release_pending(&cp("CP1")).await.unwrap());
+        assert!(store.detach_charger(&cp("CP1"), t(NOW)).await.unwrap());
+        assert!(!store.detach_charger(&cp("CP1"), t(NOW)).await.unwrap());
+        // Detached: its profiles are to be cleared until the charger confirms it...
+        assert!(store.profile_release_pending(&cp("CP1")).await.unwrap());
+        assert!(store.finish_profile_release(&cp("CP1")).await.unwrap());
+        assert!(!store.profile_release_pending(&cp("CP1")).await.unwrap());
+        assert!(!store.finish_profile_release(&cp("CP1")).await.unwrap());
+        // ...or until it joins a community again, whose controller sends its own.
+        store
+            .attach_charger(attrs("CP1", "c1"), t(NOW))
+            .await
+            .unwrap();
+        assert!(store.detach_charger(&cp("CP1"), t(NOW)).await.unwrap());
+        assert!(store.profile_release_pending(&cp("CP1")).await.unwrap());
+        store
+            .attach_charger(attrs("CP1", "c1"), t(NOW))
+            .await
+            .unwrap();
+        assert!(!store.profile_release_pending(&cp("CP1")).await.unwrap());
+        assert!(store.detach_charger(&cp("CP1"), t(NOW)).await.unwrap());
         assert!(store.remove_community("c1").await.unwrap());
         assert!(!store.remove_community("c1").await.unwrap());
         assert!(store.get_community("c1").await.unwrap().is_none());

@@ -331,8 +331,13 @@ pub async fn detach(
                 "charger {id} is not attached to a community"
             )));
         };
-        state.store().detach_charger(&id).await?;
+        state
+            .store()
+            .detach_charger(&id, state.clock().now())
+            .await?;
         control::start_or_reload(&state, &before.community_id).await?;
+        // Its controller's recurring profiles come off the charger (now, or at its next boot).
+        tokio::spawn(control::release::release_if_pending(state.clone(), id));
         Ok(StatusCode::NO_CONTENT)
     }
     .await;

@@ -314,7 +314,7 @@ pub struct AuditEntryDto {
     pub action: String,
     /// On what, e.g. a charger id.
     pub target: Option<String>,
-    #[schema(value_type = Object)]
+    /// The request as received: any JSON value (a malformed body is recorded as sent).
     pub request: Value,
     /// How it ended.
     pub outcome: String,

@@ -94,6 +94,70 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
+/// Documents the error answers every operation can give besides its own: 401 and 403 where a
+/// token is needed, 400 for a path or query parameter that does not parse, and for a JSON body 400 (not
+/// JSON), 413 (over
+/// the size limit), 415 (not `application/json`) and 422 (does not fit the schema; the message
+/// names the field). Added here once rather than on each handler, so none can be forgotten;
+/// [`router`] applies it once every route is in the document.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description));
+                };
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let has_body = operation.request_body.is_some();
+                if secured {
+                    add("401", "Missing or invalid bearer token");
+                    add("403", "The caller's role or scope does not allow this");
+                }
+                if has_params {
+                    add("400", "A path or query parameter that does not parse");
+                }
+                if has_body {
+                    add("400", "Body is not valid JSON");
+                    add("413", "Body over the size limit");
+                    add("415", "Body is not `Content-Type: application/json`");
+                    add(
+                        "422",
+                        "Body does not fit the schema (the message names the field)",
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The `/api/v1` router (with its OpenAPI document) for `state`.
 pub fn router(state: AppState) -> Router<AppState> {
     let (protected, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -159,6 +223,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(grid_commands::get, grid_commands::cancel))
         .routes(routes!(notifications::list))
         .split_for_parts();
+    // After the routes are in: `modifiers(...)` above runs before any path exists.
+    let mut openapi = openapi;
+    utoipa::Modify::modify(&CommonErrors, &mut openapi);
     let document: Arc<Value> =
         Arc::new(serde_json::to_value(&openapi).expect("the OpenAPI document serializes"));
     protected

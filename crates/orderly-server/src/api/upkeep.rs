@@ -391,7 +391,8 @@ pub async fn faults(
     params(("id" = String, Path, description = "Charge point id")),
     request_body = NewFaultDto,
     responses((status = 201, body = FaultDto), (status = 400, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "The charger is decommissioned")))]
 pub async fn report_fault(
     State(state): State<AppState>,
     principal: Principal,

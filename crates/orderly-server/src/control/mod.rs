@@ -8,6 +8,7 @@
 //! - [`wish`]: resolving a session's wish (explicit → id-tag defaults → history → community).
 //! - [`task`]: the controller task of one community.
 //! - [`rate_unit`]: a charger's rate unit (A or W), asked at boot before its profiles go out.
+//! - [`release`]: clearing the profiles of a charger that left its community.
 //! - [`Controllers`] (here): the running tasks, which community each charger belongs to, and
 //!   the functions the API and the gateway call (start, reload, post, query).
 //!
@@ -15,6 +16,7 @@
 //! controller that is slow or gone costs the charger's answer nothing.
 
 pub mod rate_unit;
+pub mod release;
 pub mod settings;
 pub mod spec;
 pub mod task;

@@ -277,6 +277,11 @@ async fn boot(
             state.clone(),
             id.clone(),
         ));
+        // A charger that left its community while offline still holds its profiles.
+        tokio::spawn(crate::control::release::release_if_pending(
+            state.clone(),
+            id.clone(),
+        ));
     }
     Ok(v16::BootNotificationResponse {
         status,

@@ -424,6 +424,8 @@ struct LoopCp {
     seen: usize,
     /// Its `ChargingScheduleAllowedChargingRateUnit` (answered to GetConfiguration).
     rate_units: &'static str,
+    /// Payloads of every ClearChargingProfile received, not yet taken by `cleared`.
+    clears: Vec<Value>,
 }
 
 impl LoopCp {
@@ -443,6 +445,7 @@ impl LoopCp {
             profiles: Vec::new(),
             seen: 0,
             rate_units: "Current,Power",
+            clears: Vec::new(),
         }
     }
 
@@ -471,6 +474,9 @@ impl LoopCp {
                 let mut profile = frame[3]["csChargingProfiles"].clone();
                 profile["connectorId"] = frame[3]["connectorId"].clone();
                 self.profiles.push(profile);
+            }
+            if frame[2] == "ClearChargingProfile" {
+                self.clears.push(frame[3].clone());
             }
             let answer = if frame[2] == "GetConfiguration" {
                 let key = "ChargingScheduleAllowedChargingRateUnit";
@@ -552,6 +558,19 @@ impl LoopCp {
 }
 
 impl LoopCp {
+    /// Waits (answering everything) until the server has sent a ClearChargingProfile; returns
+    /// its payload.
+    async fn cleared(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.clears.is_empty() {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(Some(Ok(message))) => self.on_message(message).await,
+                other => panic!("no ClearChargingProfile in time ({other:?})"),
+            };
+        }
+        self.clears.remove(0)
+    }
+
     /// Waits until the latest TxProfile the charge point holds satisfies `pred` (it may hold
     /// it already: an unchanged plan is not sent again); returns that profile.
     async fn holds_tx_profile(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
@@ -652,6 +671,58 @@ async fn profiles_by_hand_are_refused_for_a_community_charger() {
             )
             .await;
         assert_refused(&reply, StatusCode::CONFLICT, "community c1");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_detached_charger_has_its_profiles_cleared_now_or_at_its_next_boot() {
+    each_backend(|backend| async move {
+        // Connected when detached: cleared at once.
+        let app = loop_app(backend, 100.0).await;
+        let mut cp = LoopCp::connect(&app, "CP1").await;
+        cp.boot().await;
+        cp.profile_where("TxDefaultProfile", |p| purpose(p) == "TxDefaultProfile")
+            .await;
+        let reply = delete(&app, "/api/v1/chargers/CP1/community").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
+        // No filter: everything it holds came from the controller.
+        assert_eq!(cp.cleared().await, json!({}));
+
+        // Offline when detached: cleared after its next boot, and only once it answered.
+        app.add_charger("CP2", None).await;
+        let reply = put(
+            &app,
+            "/api/v1/chargers/CP2/community",
+            json!({"community": "c1", "phases": 1, "voltage_v": 220.0, "max_current_a": 16.0}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let mut cp2 = LoopCp::connect(&app, "CP2").await;
+        cp2.boot().await;
+        cp2.profile_where("TxDefaultProfile", |p| purpose(p) == "TxDefaultProfile")
+            .await;
+        drop(cp2);
+        // Wait until the server saw it go, so the detach finds it offline.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while app.get("/api/v1/chargers/CP2").await.body["connected"] != json!(false) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "CP2 still connected"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let reply = delete(&app, "/api/v1/chargers/CP2/community").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
+        let mut cp2 = LoopCp::connect(&app, "CP2").await;
+        cp2.boot().await;
+        assert_eq!(cp2.cleared().await, json!({}));
+        assert!(
+            cp2.profiles.is_empty(),
+            "a detached charger gets no new profiles: {:?}",
+            cp2.profiles
+        );
         app.stop().await;
     })
     .await;
