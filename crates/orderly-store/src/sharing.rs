@@ -168,7 +168,11 @@ impl Figures {
         time_fee_fen: i64,
         fee_fen: i64,
     ) -> Self {
-        let total_fen = energy_fee_fen + time_fee_fen + fee_fen;
+        // Saturating: meter readings come from chargers and may be absurd; a figure must never
+        // overflow (and panic) in the write that records a stop.
+        let total_fen = energy_fee_fen
+            .saturating_add(time_fee_fen)
+            .saturating_add(fee_fen);
         let owner_share_fen =
             fen(total_fen as f64 / 100.0 * terms.owner_share_percent / 100.0).clamp(0, total_fen);
         Self {
@@ -179,7 +183,7 @@ impl Figures {
             fee_fen,
             total_fen,
             owner_share_fen,
-            operator_share_fen: total_fen - owner_share_fen,
+            operator_share_fen: total_fen.saturating_sub(owner_share_fen),
         }
     }
 }
@@ -844,8 +848,10 @@ pub(crate) async fn stopped(
         get(&row, "started_at_ms").unwrap_or(None),
         get(&row, "stopped_at_ms").unwrap_or(None),
     );
-    let energy = stop_wh.zip(start_wh).map_or(0, |(b, a)| b - a);
-    let duration = stopped.zip(started).map_or(0, |(b, a)| b - a);
+    let energy = stop_wh
+        .zip(start_wh)
+        .map_or(0, |(b, a)| b.saturating_sub(a));
+    let duration = stopped.zip(started).map_or(0, |(b, a)| b.saturating_sub(a));
     let figures = Figures::session(&b.terms, energy, duration);
     let at = stopped
         .and_then(|t| Timestamp::from_millisecond(t).ok())
@@ -1641,6 +1647,12 @@ mod tests {
         };
         assert_eq!(Figures::session(&t, 1_000, 3_600_000).time_fee_fen, 0);
         assert_eq!(Figures::session(&t, -5, -5).total_fen, 0);
+        // Absurd meter readings saturate instead of overflowing.
+        let absurd = Figures::session(&terms(true), i64::MAX, i64::MAX);
+        assert_eq!(
+            absurd.owner_share_fen + absurd.operator_share_fen,
+            absurd.total_fen
+        );
         let fee = Figures::fee(&terms(true), 500);
         assert_eq!(
             (fee.total_fen, fee.owner_share_fen, fee.operator_share_fen),

@@ -68,7 +68,7 @@ fn cny(fen: i64) -> f64 {
 
 fn cny_text(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
+    format!("{sign}{}.{:02}", fen.unsigned_abs() / 100, fen.unsigned_abs() % 100)
 }
 
 /// CNY with at most two decimals → fen; the error names `field`.
@@ -861,14 +861,18 @@ fn statement_csv(rows: &[store::Settlement]) -> Result<String, csv::Error> {
     let hours = |ms: i64| format!("{:.3}", ms as f64 / 3_600_000.0);
     for s in rows {
         let f = &s.figures;
-        sum.energy_wh += f.energy_wh;
-        sum.duration_ms += f.duration_ms;
-        sum.energy_fee_fen += f.energy_fee_fen;
-        sum.time_fee_fen += f.time_fee_fen;
-        sum.fee_fen += f.fee_fen;
-        sum.total_fen += f.total_fen;
-        sum.owner_share_fen += f.owner_share_fen;
-        sum.operator_share_fen += f.operator_share_fen;
+        for (acc, v) in [
+            (&mut sum.energy_wh, f.energy_wh),
+            (&mut sum.duration_ms, f.duration_ms),
+            (&mut sum.energy_fee_fen, f.energy_fee_fen),
+            (&mut sum.time_fee_fen, f.time_fee_fen),
+            (&mut sum.fee_fen, f.fee_fen),
+            (&mut sum.total_fen, f.total_fen),
+            (&mut sum.owner_share_fen, f.owner_share_fen),
+            (&mut sum.operator_share_fen, f.operator_share_fen),
+        ] {
+            *acc = acc.saturating_add(v);
+        }
         w.write_record([
             s.at.to_zoned_datetime(cst()).date().to_string(),
             s.charger_id.clone(),
