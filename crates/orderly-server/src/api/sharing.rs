@@ -68,7 +68,11 @@ fn cny(fen: i64) -> f64 {
 
 fn cny_text(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", fen.unsigned_abs() / 100, fen.unsigned_abs() % 100)
+    format!(
+        "{sign}{}.{:02}",
+        fen.unsigned_abs() / 100,
+        fen.unsigned_abs() % 100
+    )
 }
 
 /// CNY with at most two decimals → fen; the error names `field`.
