@@ -59,6 +59,8 @@ pub struct Config {
     pub parking: crate::parking::ParkingConfig,
     /// `[notifications]`: where notifications go (log, webhook).
     pub notifications: crate::notify::NotificationSettings,
+    /// `[sharing]`: the no-show sweep of shared private chargers.
+    pub sharing: crate::sharing::SharingSettings,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             openadr: None,
             parking: crate::parking::ParkingConfig::default(),
             notifications: crate::notify::NotificationSettings::default(),
+            sharing: crate::sharing::SharingSettings::default(),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod notify;
 pub mod parking;
 pub mod seed;
+pub mod sharing;
 pub mod state;
 
 pub use config::Config;
@@ -148,11 +149,15 @@ pub async fn serve(
     let parking = tokio::spawn(parking::run(state.clone(), async move {
         let _ = parking_stopped.await;
     }));
+    // The sharing no-show sweep, until the server stops (`sweep_stop` is dropped below).
+    let (sweep_stop, sweep_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sharing::run(state.clone(), sweep_stopped));
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     // No new profiles once shutdown began: chargers keep the fallback they hold.
     state.controllers().stop_all();
+    drop(sweep_stop);
     // WebSockets are not HTTP connections any more, so axum does not wait for them: close them,
     // let answers in progress finish, then flush the writer.
     state.registry().disconnect_all();

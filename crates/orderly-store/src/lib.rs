@@ -71,6 +71,7 @@ pub mod parking;
 pub mod registry;
 mod rows;
 mod secrets;
+pub mod sharing;
 pub mod types;
 pub mod upkeep;
 pub mod users;
@@ -101,6 +102,10 @@ pub use registry::{
     Bay, BayCharger, BayInput, ChargerFacts, ChargerKind, ChargerRegistration, CommunityFacts,
     CommunityRegistry, ConstructionFigures, District, Lifecycle, RegistrationFilter,
     RegistryConnector, RegistryEvent, Tenure, Transfer, TransferDecision, TransferState,
+};
+pub use sharing::{
+    Agreement, Booking, BookingFilter, BookingState, Figures, NewBooking, Offer, Settlement,
+    SettlementKind, Terms, Window,
 };
 pub use types::*;
 pub use upkeep::{
