@@ -120,6 +120,18 @@
 //! without V2G; they get 0.01–0.1 kWh less than in the run without V2G because the other V2G
 //! cars' make-up takes part of the last hour (see docs/bench-schedule.md).
 //!
+//! **No lending while capacity is scarce**: if that busier scenario leaves anyone (a plugged-in
+//! car or an expected arrival) short of what it could take alone, no car discharges at this
+//! re-plan; a discharge made now is wanted back later, and when capacity is short the fair
+//! shortfall rule would share the loss with the lender. With it no V2G car leaves with less than
+//! without V2G in any Norway run (before: 19 of 82 TRO_R and 2 of 35 OSL_S cars at fraction
+//! 0.15), at the price of lending less where capacity is short (TRO_R 0.15 saving 29.1 → 15.3
+//! CNY, OSL_S 0.15 1.65 → 0).
+//!
+//! **Feasibility guard** (opt-in, [`OnlineConfig::guard_z`]): the current slot also delivers the
+//! least extra energy without which a busy scenario could not be served; measured and left off
+//! by default (see the `online` module docs).
+//!
 //! **Online V2G guard**: a discharge must never be paid for by anyone's energy. Each re-plan
 //! compares the plan with V2G against the plan without V2G (the fast path's basis, finished the
 //! same way): if any session, real or ghost, would get less by its departure (a V2G car: its

@@ -61,6 +61,8 @@ pub struct Config {
     pub parking: crate::parking::ParkingConfig,
     /// `[notifications]`: where notifications go (log, webhook).
     pub notifications: crate::notify::NotificationSettings,
+    /// `[sharing]`: the no-show sweep of shared private chargers.
+    pub sharing: crate::sharing::SharingSettings,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             reminders: crate::reminders::RemindersSettings::default(),
             parking: crate::parking::ParkingConfig::default(),
             notifications: crate::notify::NotificationSettings::default(),
+            sharing: crate::sharing::SharingSettings::default(),
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod notify;
 pub mod parking;
 pub mod reminders;
 pub mod seed;
+pub mod sharing;
 pub mod state;
 
 pub use config::Config;
@@ -155,6 +156,9 @@ pub async fn serve(
     let parking = tokio::spawn(parking::run(state.clone(), async move {
         let _ = parking_stopped.await;
     }));
+    // The sharing no-show sweep, until the server stops (`sweep_stop` is dropped below).
+    let (sweep_stop, sweep_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sharing::run(state.clone(), sweep_stopped));
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -162,6 +166,7 @@ pub async fn serve(
     let _ = reminders.await;
     // No new profiles once shutdown began: chargers keep the fallback they hold.
     state.controllers().stop_all();
+    drop(sweep_stop);
     // WebSockets are not HTTP connections any more, so axum does not wait for them: close them,
     // let answers in progress finish, then flush the writer.
     state.registry().disconnect_all();

@@ -12,6 +12,9 @@ mod waiting;
 // Parking and charging together (issue 5, clause 十二).
 #[path = "api/parking.rs"]
 mod parking;
+// Sharing private chargers with neighbours (issue 5, clause 七).
+#[path = "api/sharing.rs"]
+mod sharing;
 
 use axum::http::{Method, StatusCode, header};
 use helpers::{Backend, TestApp, backends, spawn_app};

@@ -74,6 +74,7 @@ pub mod parking;
 pub mod registry;
 mod rows;
 mod secrets;
+pub mod sharing;
 pub mod types;
 pub mod upkeep;
 pub mod users;
@@ -106,12 +107,16 @@ pub use registry::{
     CommunityRegistry, ConstructionFigures, District, Lifecycle, RegistrationFilter,
     RegistryConnector, RegistryEvent, Tenure, Transfer, TransferDecision, TransferState,
 };
+pub use sharing::{
+    Agreement, Booking, BookingFilter, BookingState, Figures, NewBooking, Offer, Settlement,
+    SettlementKind, Terms, Window,
+};
 pub use types::*;
 pub use upkeep::{
     Cover, FaultReport, Finding, Inspection, NewFinding, NewPolicy, Policy, PolicyKind,
 };
 pub use users::{NewSession, NewUser, Role, Scope, UserRecord, UserUpdate};
-pub use waiting::{Offer, WaitingEntry, WaitingState};
+pub use waiting::{WaitingEntry, WaitingOffer, WaitingState};
 
 use ops::{Op, Outcome};
 use rows::ms;

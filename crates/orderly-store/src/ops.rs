@@ -638,6 +638,25 @@ async fn start_transaction(
         })();
         return Ok(answer.map(Outcome::Start));
     }
+    // Sharing (clause 七): on a privately owned charger only the owner's tags and a booking's
+    // tag during its booking are accepted; decided here, in the write that records the start,
+    // so a booking cannot start two transactions.
+    let mut current = current;
+    let sharing = if current.status == AuthorizationStatus::Accepted {
+        crate::sharing::gate(
+            conn,
+            start.charger_id.as_str(),
+            start.id_tag.as_str(),
+            now,
+            crate::sharing::Purpose::StartTransaction,
+        )
+        .await?
+    } else {
+        None
+    };
+    if sharing == Some(crate::sharing::Decision::Refuse) {
+        current.status = AuthorizationStatus::Invalid;
+    }
     let id = take_ids(conn, "transactions", 1).await?;
     let Ok(id32) = i32::try_from(id) else {
         return Ok(Err(invalid(
@@ -661,6 +680,9 @@ async fn start_transaction(
     .bind(ms(now))
     .execute(&mut *conn)
     .await?;
+    if let Some(decision) = &sharing {
+        crate::sharing::started(conn, decision, id, now).await?;
+    }
     Ok(Ok(Outcome::Start(StartOutcome {
         transaction_id: TransactionId(id32),
         id_tag_info: current,
@@ -765,6 +787,8 @@ async fn stop_transaction(
                 .execute(&mut *conn)
                 .await?;
                 energy_wh = t.meter_start.map(|a| stop.meter_stop_wh - a);
+                // A booking's session is settled in the commit that records its stop.
+                crate::sharing::stopped(conn, t.id, now).await?;
             }
         }
         None => {

@@ -53,7 +53,7 @@ impl WaitingState {
 
 /// A connector held for an entry until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Offer {
+pub struct WaitingOffer {
     pub charger_id: String,
     pub connector_id: i32,
     pub offered_at: Timestamp,
@@ -69,7 +69,7 @@ pub struct WaitingEntry {
     pub state: WaitingState,
     pub joined_at: Timestamp,
     /// The offer made (kept after it expired or was taken).
-    pub offer: Option<Offer>,
+    pub offer: Option<WaitingOffer>,
     pub closed_at: Option<Timestamp>,
     /// The transaction that served it.
     pub transaction_id: Option<i64>,
@@ -127,12 +127,14 @@ fn entry(row: &AnyRow) -> Result<WaitingEntry> {
         opt_ts(row, "offered_at_ms")?,
         opt_ts(row, "offer_expires_at_ms")?,
     ) {
-        (Some(charger_id), Some(connector_id), Some(offered_at), Some(expires_at)) => Some(Offer {
-            charger_id,
-            connector_id,
-            offered_at,
-            expires_at,
-        }),
+        (Some(charger_id), Some(connector_id), Some(offered_at), Some(expires_at)) => {
+            Some(WaitingOffer {
+                charger_id,
+                connector_id,
+                offered_at,
+                expires_at,
+            })
+        }
         _ => None,
     };
     Ok(WaitingEntry {

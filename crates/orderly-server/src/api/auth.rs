@@ -93,6 +93,15 @@ pub const SELF_CHECKED: &[&str] = &[
     "/api/v1/me/idle-fees",
     // Notifications: own, a community's (staff in scope), all (admin, regulator).
     "/api/v1/notifications",
+    // Sharing private chargers with neighbours (clause 七).
+    "/api/v1/registry/chargers/{id}/sharing",
+    "/api/v1/registry/chargers/{id}/sharing/windows",
+    "/api/v1/sharing/windows/{id}",
+    "/api/v1/sharing/offers",
+    "/api/v1/sharing/bookings",
+    "/api/v1/sharing/bookings/{id}",
+    "/api/v1/sharing/bookings/{id}/cancel",
+    "/api/v1/sharing/statements",
 ];
 
 /// The authenticated caller: a user (login session) or an admin token.

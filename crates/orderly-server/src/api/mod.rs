@@ -5,7 +5,7 @@
 //! - [`chargers`], [`id_tags`], [`transactions`], [`operations`], [`audit`]: the handlers.
 //! - [`auth`]: bearer tokens → [`auth::Principal`], permissions, login/logout; [`users`],
 //!   [`registry`], [`lifecycle`], [`upkeep`]: roles, the registry, the charger lifecycle and
-//!   transfers, insurance and upkeep.
+//!   transfers, insurance and upkeep; [`sharing`]: sharing private chargers with neighbours.
 //! - [`communities`], [`wishes`], [`grid_commands`]: the closed loop's endpoints (communities
 //!   and their plan, residents' wishes, grid load-control commands).
 //! - [`waiting`]: waiting lists for public chargers.
@@ -28,6 +28,7 @@ pub mod notifications;
 pub mod operations;
 pub mod parking;
 pub mod registry;
+pub mod sharing;
 pub mod transactions;
 pub mod upkeep;
 pub mod users;
@@ -75,6 +76,8 @@ pub const BEARER: &str = "bearer";
                                            registry facts, lifecycle, transfers, change events"),
         (name = "upkeep", description = "Insurance policies and cover alerts, fault reports, \
                                          inspection rounds with findings and follow-up"),
+        (name = "sharing", description = "Sharing private chargers with neighbours: agreements, \
+                                          availability windows, offers, bookings, monthly statements"),
         (name = "communities", description = "Communities (transformer, base load, tariff), their chargers and plan"),
         (name = "wishes", description = "Residents' wishes: departure, energy, emergency"),
         (name = "grid-commands", description = "Grid load-control commands (limit / reduce) and their reports"),
@@ -203,6 +206,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(upkeep::resolve_fault))
         .routes(routes!(upkeep::inspections, upkeep::add_inspection))
         .routes(routes!(upkeep::follow_up))
+        // Sharing (clause 七): handlers check the Principal (listed in auth::SELF_CHECKED).
+        .routes(routes!(sharing::get_agreement, sharing::put_agreement))
+        .routes(routes!(sharing::list_windows, sharing::add_window))
+        .routes(routes!(sharing::remove_window))
+        .routes(routes!(sharing::offers))
+        .routes(routes!(sharing::list_bookings, sharing::book))
+        .routes(routes!(sharing::get_booking))
+        .routes(routes!(sharing::cancel))
+        .routes(routes!(sharing::statement))
         .routes(routes!(communities::list))
         .routes(routes!(
             communities::get,

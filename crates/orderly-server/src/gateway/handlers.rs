@@ -111,7 +111,8 @@ pub async fn handle(
         }
         ChargerRequest::Authorize(req) => {
             let info = match IdTag::parse(req.id_tag) {
-                Ok(tag) => store.authorize(&tag, now).await?.into_ocpp(),
+                // The tag's status, and on a shared private charger the sharing rule.
+                Ok(tag) => store.authorize_at(id, &tag, now).await?.into_ocpp(),
                 // Printable ASCII is all we ever register, so any other tag is unknown.
                 Err(_) => v16::IdTagInfo::new(v16::AuthorizationStatus::Invalid),
             };
