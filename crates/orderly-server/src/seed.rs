@@ -1,8 +1,9 @@
 //! `orderly seed`: fills an empty database with a realistic district for demonstrations and
 //! manual testing: two districts, three communities with transformer data and registry facts,
 //! parking bays (owned, leased, public; with chargers built, reserved or none) and each
-//! community's parking rule (clause 十二), chargers with
-//! registry facts and lifecycle, residents with id tags, and one user of every other role.
+//! community's parking rule (clause 十二), chargers with registry facts, lifecycle and insurance
+//! (some ending soon, some missing, so the alerts show), private chargers shared with neighbours
+//! on weekday windows (clause 七), residents with id tags, and one user of every other role.
 //!
 //! Every password is random and printed once (only argon2 hashes are stored).
 
@@ -14,8 +15,8 @@ use jiff::{SignedDuration, Timestamp};
 use orderly_core::{ChargePointId, IdTag};
 use orderly_store::{
     AuthorizationStatus, BayCharger, BayInput, ChargerElectrical, ChargerFacts, ChargerKind,
-    CommunityFacts, CommunityRecord, IdTagRecord, Lifecycle, NewCharger, NewUser,
-    RegistryConnector, Role, Scope, Store, Tenure,
+    CommunityFacts, CommunityRecord, IdTagRecord, Lifecycle, NewCharger, NewPolicy, NewUser,
+    PolicyKind, RegistryConnector, Role, Scope, Store, Tenure, Terms,
 };
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -140,6 +141,102 @@ async fn user(
         .await
         .with_context(|| format!("creating user {id} (is the database already seeded?)"))?;
     seeded.users.push((id.into(), role, password));
+    Ok(())
+}
+
+/// Clauses 十 and 十一: the manufacturer's product liability for two years from installation a
+/// year ago, and the owner's (or operator's) charging-safety cover for a year. To show the
+/// alerts: every fifth charger's safety cover ends in 20 days, every seventh has none.
+async fn insure(
+    store: &Store,
+    charger: &str,
+    owner: Option<&str>,
+    b: usize,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let days = |d: i64| SignedDuration::from_hours(24 * d);
+    let installed = now.checked_sub(days(365))?;
+    store
+        .add_policy(
+            charger,
+            NewPolicy {
+                kind: PolicyKind::ProductLiability,
+                insurer: "PICC Property and Casualty".into(),
+                number: format!("PL-{charger}"),
+                holder: "GridCo Equipment".into(),
+                coverage_cny: 1_000_000.0,
+                start: installed,
+                end: installed.checked_add(days(730))?,
+            },
+            now,
+        )
+        .await?;
+    if b % 7 == 3 {
+        return Ok(());
+    }
+    let (start, end) = if b.is_multiple_of(5) {
+        (now.checked_sub(days(345))?, now.checked_add(days(20))?)
+    } else {
+        (now.checked_sub(days(30))?, now.checked_add(days(335))?)
+    };
+    store
+        .add_policy(
+            charger,
+            NewPolicy {
+                kind: PolicyKind::ChargingSafety,
+                insurer: "Ping An Property and Casualty".into(),
+                number: format!("CS-{charger}"),
+                holder: owner.unwrap_or("GridCo Charging").into(),
+                coverage_cny: 500_000.0,
+                start,
+                end,
+            },
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Clause 七: the owner shares the charger on working days while away, 09:00 to 17:00 Beijing
+/// time, for the next week, at 1.20 CNY/kWh, 80 % to the owner.
+async fn share(store: &Store, charger: &str, now: Timestamp) -> anyhow::Result<()> {
+    store
+        .put_sharing_agreement(
+            charger,
+            Terms {
+                price_per_kwh_cny: 1.2,
+                price_per_hour_cny: None,
+                owner_share_percent: 80.0,
+                operator: "GridCo Charging".into(),
+                owner_priority: true,
+                no_show_grace_min: 30,
+                no_show_fee_fen: 500,
+                cancel_notice_min: 120,
+                late_cancel_fee_fen: 300,
+            },
+            now,
+        )
+        .await?;
+    let tz = jiff::tz::TimeZone::get("Asia/Shanghai")?;
+    let today = now.to_zoned_datetime(tz.clone()).date();
+    for d in 1..=7 {
+        let day = today.checked_add(jiff::Span::new().days(d))?;
+        if matches!(
+            day.weekday(),
+            jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+        ) {
+            continue;
+        }
+        let at = |h: i8| -> anyhow::Result<Timestamp> {
+            Ok(day
+                .at(h, 0, 0, 0)
+                .to_zoned_datetime(tz.clone())?
+                .timestamp())
+        };
+        store
+            .add_sharing_window(charger, at(9)?, at(17)?, now)
+            .await?;
+    }
     Ok(())
 }
 
@@ -400,6 +497,11 @@ async fn seed(store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
             if charger == BayCharger::Built {
                 for to in [Lifecycle::Installed, Lifecycle::Active] {
                     store.set_lifecycle(&id, to, "seed", now).await?;
+                }
+                insure(store, &id, holder.as_deref(), b, now).await?;
+                // Clause 七: every second private charger is shared with neighbours.
+                if !public && b.is_multiple_of(2) {
+                    share(store, &id, now).await?;
                 }
                 store
                     .attach_charger(

@@ -257,12 +257,17 @@ pub struct ParkingRuleDto {
     pub cap_cny: f64,
 }
 
-/// The stored rule and who set it.
+/// The stored rule and who set it. The rule's fields are spelled out rather than flattened
+/// from [`ParkingRuleDto`]: that one refuses unknown fields, and its schema would then refuse
+/// `community_id` and the rest here.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ParkingRuleRecordDto {
     pub community_id: String,
-    #[serde(flatten)]
-    pub rule: ParkingRuleDto,
+    pub not_charging_minutes: i64,
+    pub grace_minutes: i64,
+    pub fee_per_interval_cny: f64,
+    pub interval_minutes: i64,
+    pub cap_cny: f64,
     pub updated_by: String,
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
@@ -272,13 +277,11 @@ impl From<store::ParkingRuleRecord> for ParkingRuleRecordDto {
     fn from(r: store::ParkingRuleRecord) -> Self {
         Self {
             community_id: r.community_id,
-            rule: ParkingRuleDto {
-                not_charging_minutes: r.rule.not_charging_minutes,
-                grace_minutes: r.rule.grace_minutes,
-                fee_per_interval_cny: Fen(r.rule.fee_per_interval_fen).as_cny(),
-                interval_minutes: r.rule.interval_minutes,
-                cap_cny: Fen(r.rule.cap_fen).as_cny(),
-            },
+            not_charging_minutes: r.rule.not_charging_minutes,
+            grace_minutes: r.rule.grace_minutes,
+            fee_per_interval_cny: Fen(r.rule.fee_per_interval_fen).as_cny(),
+            interval_minutes: r.rule.interval_minutes,
+            cap_cny: Fen(r.rule.cap_fen).as_cny(),
             updated_by: r.updated_by,
             updated_at: r.updated_at,
         }

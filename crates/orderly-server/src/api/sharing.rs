@@ -50,12 +50,21 @@ pub struct AgreementTermsDto {
     pub late_cancel_fee_cny: f64,
 }
 
-/// A sharing agreement as stored.
+/// A sharing agreement as stored: the charger, the terms' fields ([`AgreementTermsDto`]) and
+/// when it was made and changed. Spelled out rather than flattened: the terms refuse unknown
+/// fields, and a flattened schema would then refuse `charger_id` and the rest here.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgreementDto {
     pub charger_id: String,
-    #[serde(flatten)]
-    pub terms: AgreementTermsDto,
+    pub price_per_kwh_cny: f64,
+    pub price_per_hour_cny: Option<f64>,
+    pub owner_share_percent: f64,
+    pub operator: String,
+    pub owner_priority: bool,
+    pub no_show_grace_min: i64,
+    pub no_show_fee_cny: f64,
+    pub cancel_notice_min: i64,
+    pub late_cancel_fee_cny: f64,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -127,9 +136,18 @@ impl TryFrom<AgreementTermsDto> for store::Terms {
 
 impl From<store::Agreement> for AgreementDto {
     fn from(a: store::Agreement) -> Self {
+        let t = AgreementTermsDto::from(a.terms);
         Self {
             charger_id: a.charger_id,
-            terms: a.terms.into(),
+            price_per_kwh_cny: t.price_per_kwh_cny,
+            price_per_hour_cny: t.price_per_hour_cny,
+            owner_share_percent: t.owner_share_percent,
+            operator: t.operator,
+            owner_priority: t.owner_priority,
+            no_show_grace_min: t.no_show_grace_min,
+            no_show_fee_cny: t.no_show_fee_cny,
+            cancel_notice_min: t.cancel_notice_min,
+            late_cancel_fee_cny: t.late_cancel_fee_cny,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }

@@ -26,7 +26,7 @@ pub struct JoinDto {
 
 /// A connector held for an entry.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct OfferDto {
+pub struct WaitingOfferDto {
     pub charger_id: String,
     pub connector_id: i32,
     #[schema(value_type = String, format = DateTime)]
@@ -51,7 +51,7 @@ pub struct WaitingEntryDto {
     #[schema(value_type = String, format = DateTime)]
     pub joined_at: Timestamp,
     /// The offer made, kept after it was taken or expired.
-    pub offer: Option<OfferDto>,
+    pub offer: Option<WaitingOfferDto>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub closed_at: Option<Timestamp>,
     /// The transaction that served the entry.
@@ -70,7 +70,7 @@ impl From<store::WaitingEntry> for WaitingEntryDto {
             state: e.state.as_str().to_owned(),
             position: e.position,
             joined_at: e.joined_at,
-            offer: e.offer.map(|o| OfferDto {
+            offer: e.offer.map(|o| WaitingOfferDto {
                 charger_id: o.charger_id,
                 connector_id: o.connector_id,
                 offered_at: o.offered_at,

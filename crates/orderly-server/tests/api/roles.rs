@@ -1143,6 +1143,36 @@ async fn seed_fills_a_district_whose_users_can_log_in() {
     .await;
     assert_eq!(ids(&chargers, "charger_id"), ["GARDEN-COURT-001"]);
     assert_eq!(chargers.body[0]["lifecycle"], "active");
+    // Private chargers shared with neighbours: weekday windows with the agreement's terms.
+    let neighbour = login_as("res-1-002").await;
+    let offers = call(
+        &app,
+        &neighbour,
+        Method::GET,
+        "/api/v1/sharing/offers?community=garden-court",
+        None,
+    )
+    .await;
+    assert_eq!(offers.status, StatusCode::OK, "{:?}", offers.body);
+    let offers = offers.body.as_array().unwrap();
+    assert!(!offers.is_empty(), "no sharing offers seeded");
+    assert!(
+        offers
+            .iter()
+            .all(|o| o["terms"]["price_per_kwh_cny"] == 1.2)
+    );
+    // Insurance: some cover ends within 30 days, some is missing, so alerts show.
+    let alerts = call(&app, &pm, Method::GET, "/api/v1/insurance/alerts", None).await;
+    assert_eq!(alerts.status, StatusCode::OK, "{:?}", alerts.body);
+    let statuses: Vec<&str> = alerts
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"expiring"), "{statuses:?}");
+    assert!(statuses.contains(&"missing"), "{statuses:?}");
     let regulator = login_as("regulator").await;
     let all = call(
         &app,
