@@ -17,19 +17,9 @@ mod parking;
 mod sharing;
 
 use axum::http::{Method, StatusCode, header};
-use helpers::{Backend, TestApp, backends, spawn_app};
+use helpers::{Backend, TestApp, each_backend, spawn_app};
 use orderly_server::config::UnknownChargers;
 use serde_json::json;
-
-async fn each_backend<F, Fut>(scenario: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in backends() {
-        scenario(backend).await;
-    }
-}
 
 async fn app(backend: Backend) -> TestApp {
     spawn_app(backend, |_| {}).await

@@ -6,21 +6,13 @@
 //! Time: tests that wait for a threshold run the server's protocol clock accelerated and poll
 //! with a deadline; tests that check exact fees give the reports explicit times instead.
 
-use crate::helpers::{Backend, Reply, TestApp, WAIT, backends, spawn_app};
+use crate::helpers::{
+    Backend, Reply, TestApp, WAIT, backends, community, each_backend, spawn_app, user,
+};
 use axum::http::{Method, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn each_backend<F, Fut>(scenario: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in backends() {
-        scenario(backend).await;
-    }
-}
 
 /// A server whose protocol clock runs `speed` times real time, checking thresholds every second.
 async fn app_at(backend: Backend, speed: f64) -> TestApp {
@@ -29,43 +21,6 @@ async fn app_at(backend: Backend, speed: f64) -> TestApp {
         c.parking.tick_seconds = 1;
     })
     .await
-}
-
-fn password(user: &str) -> String {
-    format!("{user}-secret-pw")
-}
-
-/// Creates a user (admin token) and logs them in; returns the session token.
-async fn user(app: &TestApp, id: &str, role: &str, scopes: Value, id_tags: Value) -> String {
-    let body = json!({
-        "id": id, "name": format!("User {id}"), "password": password(id), "role": role,
-        "scopes": scopes, "id_tags": id_tags,
-    });
-    let reply = app.post("/api/v1/users", body).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    let reply = app
-        .request(
-            Method::POST,
-            "/api/v1/login",
-            Some(json!({ "user": id, "password": password(id) })),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    reply.body["token"].as_str().unwrap().to_owned()
-}
-
-async fn community(app: &TestApp, id: &str) {
-    let body = json!({ "name": format!("Community {id}"), "rating_kva": 400.0,
-                       "power_factor": 0.9, "base_load_kw": 50.0 });
-    let reply = app
-        .api(
-            Method::PUT,
-            &format!("/api/v1/communities/{id}"),
-            Some(body),
-        )
-        .await;
-    assert!(reply.status.is_success(), "{:?}", reply.body);
 }
 
 async fn bay(app: &TestApp, community: &str, number: &str, holder: Option<&str>) -> i64 {

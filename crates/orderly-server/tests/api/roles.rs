@@ -3,57 +3,9 @@
 //! lifecycle rules (with a real OCPP charge point holding a live transaction), transfers that
 //! need the new owner's acceptance, and bad input refused without changing anything.
 
-use crate::helpers::{Reply, TestApp, backends, spawn_app};
+use crate::helpers::{Reply, TestApp, call, each_backend, login, spawn_app, user};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-
-async fn each_backend<F, Fut>(scenario: F)
-where
-    F: Fn(crate::helpers::Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in backends() {
-        scenario(backend).await;
-    }
-}
-
-fn password(user: &str) -> String {
-    format!("{user}-secret-pw")
-}
-
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
-    app.request(method, path, body, Some(token)).await
-}
-
-/// Creates a user through the API (admin token) and logs them in; returns the session token.
-async fn user(app: &TestApp, id: &str, role: &str, scopes: Value, id_tags: Value) -> String {
-    let body = json!({
-        "id": id, "name": format!("User {id}"), "password": password(id), "role": role,
-        "scopes": scopes, "id_tags": id_tags,
-    });
-    let reply = app.post("/api/v1/users", body).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    login(app, id).await
-}
-
-async fn login(app: &TestApp, id: &str) -> String {
-    let reply = app
-        .request(
-            Method::POST,
-            "/api/v1/login",
-            Some(json!({ "user": id, "password": password(id) })),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    reply.body["token"].as_str().unwrap().to_owned()
-}
 
 /// A community with transformer data (the closed loop's endpoint), then its registry facts.
 async fn community(app: &TestApp, id: &str, district: &str) {

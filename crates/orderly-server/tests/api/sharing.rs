@@ -10,23 +10,13 @@
 //! the statement month is known. Waits poll the charger's Heartbeat (protocol time) or the API
 //! with a deadline; nothing asserts on wall-clock timing.
 
-use crate::helpers::{ChargePoint, Reply, TestApp, WAIT, backends, spawn_app};
+use crate::helpers::{ChargePoint, Reply, TestApp, WAIT, call, each_backend, spawn_app, user};
 use axum::http::{Method, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 const SPEED: f64 = 60.0;
 const CLOCK_START: &str = "2026-11-26T08:00:00Z";
-
-async fn each_backend<F, Fut>(scenario: F)
-where
-    F: Fn(crate::helpers::Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in backends() {
-        scenario(backend).await;
-    }
-}
 
 async fn app(backend: crate::helpers::Backend) -> TestApp {
     spawn_app(backend, |c| {
@@ -36,29 +26,6 @@ async fn app(backend: crate::helpers::Backend) -> TestApp {
         c.sharing.sweep_interval_secs = 30;
     })
     .await
-}
-
-fn password(user: &str) -> String {
-    format!("{user}-secret-pw")
-}
-
-async fn user(app: &TestApp, id: &str, role: &str, scopes: Value, id_tags: Value) -> String {
-    let body = json!({
-        "id": id, "name": format!("User {id}"), "password": password(id), "role": role,
-        "scopes": scopes, "id_tags": id_tags,
-    });
-    let reply = app.post("/api/v1/users", body).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    let reply = app
-        .request(
-            Method::POST,
-            "/api/v1/login",
-            Some(json!({ "user": id, "password": password(id) })),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    reply.body["token"].as_str().unwrap().to_owned()
 }
 
 async fn community(app: &TestApp, id: &str) {
@@ -157,16 +124,6 @@ fn terms(owner_priority: bool) -> Value {
         "operator": "GridCo", "owner_priority": owner_priority, "no_show_grace_min": 3,
         "no_show_fee_cny": 5.0, "cancel_notice_min": 60, "late_cancel_fee_cny": 3.0,
     })
-}
-
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
-    app.request(method, path, body, Some(token)).await
 }
 
 #[track_caller]

@@ -4,34 +4,12 @@
 //! entry, an offer not taken passes to the next; who may read and change what; bad input
 //! refused with nothing changed.
 
-use crate::helpers::{ChargePoint, Reply, TestApp, WAIT, backends, spawn_app};
+use crate::helpers::{
+    ChargePoint, Reply, TestApp, WAIT, call, community, each_backend, password, spawn_app,
+};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn each_backend<F, Fut>(scenario: F)
-where
-    F: Fn(crate::helpers::Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in backends() {
-        scenario(backend).await;
-    }
-}
-
-fn password(user: &str) -> String {
-    format!("{user}-secret-pw")
-}
-
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
-    app.request(method, path, body, Some(token)).await
-}
 
 /// Creates a user (with id tags, also added as OCPP id tags) and returns a session token.
 async fn user(app: &TestApp, id: &str, role: &str, scopes: Value, tags: &[&str]) -> String {
@@ -54,19 +32,6 @@ async fn user(app: &TestApp, id: &str, role: &str, scopes: Value, tags: &[&str])
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     reply.body["token"].as_str().unwrap().to_owned()
-}
-
-async fn community(app: &TestApp, id: &str) {
-    let body = json!({ "name": format!("Community {id}"), "rating_kva": 400.0,
-                       "power_factor": 0.9, "base_load_kw": 50.0 });
-    let reply = app
-        .api(
-            Method::PUT,
-            &format!("/api/v1/communities/{id}"),
-            Some(body),
-        )
-        .await;
-    assert!(reply.status.is_success(), "{:?}", reply.body);
 }
 
 /// Registers an OCPP charger of `kind` in `community` with one connector, brought to `active`.

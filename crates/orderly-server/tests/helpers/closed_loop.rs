@@ -2,7 +2,7 @@
 //! (good and bad input, on every backend), and real controllers driving real OCPP charge points
 //! (a WebSocket client that answers the server's SetChargingProfile calls and keeps them).
 
-use super::{Backend, TestApp, WAIT, backends, spawn_app};
+use super::{Backend, TestApp, WAIT, each_backend, spawn_app, user};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use futures_util::{SinkExt, StreamExt};
 use orderly_server::control::CommunityConfig;
@@ -12,16 +12,6 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-async fn each_backend<F, Fut>(scenario: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in backends() {
-        scenario(backend).await;
-    }
-}
 
 /// A community of `rating` kW usable (pf 1, no base load) with a flat tariff, so the plan has
 /// no reason to move charging to later hours.
@@ -995,27 +985,6 @@ async fn a_connected_charger_attached_later_gets_profiles_and_commands_get_repor
         app.stop().await;
     })
     .await;
-}
-
-/// Creates a user through the API (admin token) and logs them in; returns the session token.
-async fn user(app: &TestApp, id: &str, role: &str, scopes: Value, id_tags: Value) -> String {
-    let password = format!("{id}-secret-pw");
-    let body = json!({
-        "id": id, "name": format!("User {id}"), "password": password, "role": role,
-        "scopes": scopes, "id_tags": id_tags,
-    });
-    let reply = app.post("/api/v1/users", body).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    let reply = app
-        .request(
-            Method::POST,
-            "/api/v1/login",
-            Some(json!({ "user": id, "password": password })),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    reply.body["token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

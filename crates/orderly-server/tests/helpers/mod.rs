@@ -44,6 +44,72 @@ pub fn backends() -> Vec<Backend> {
     }
 }
 
+/// Runs `scenario` once per backend (see [`backends`]).
+pub async fn each_backend<F, Fut>(scenario: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for backend in backends() {
+        scenario(backend).await;
+    }
+}
+
+/// The password [`user`] gives `user`.
+pub fn password(user: &str) -> String {
+    format!("{user}-secret-pw")
+}
+
+/// An API request with `token` as the bearer.
+pub async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    app.request(method, path, body, Some(token)).await
+}
+
+/// Creates a user through the API (admin token) and logs them in; returns the session token.
+pub async fn user(app: &TestApp, id: &str, role: &str, scopes: Value, id_tags: Value) -> String {
+    let body = json!({
+        "id": id, "name": format!("User {id}"), "password": password(id), "role": role,
+        "scopes": scopes, "id_tags": id_tags,
+    });
+    let reply = app.post("/api/v1/users", body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    login(app, id).await
+}
+
+/// Logs `id` in with [`password`]; returns the session token.
+pub async fn login(app: &TestApp, id: &str) -> String {
+    let reply = app
+        .request(
+            Method::POST,
+            "/api/v1/login",
+            Some(json!({ "user": id, "password": password(id) })),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["token"].as_str().unwrap().to_owned()
+}
+
+/// A community with transformer data (400 kVA, pf 0.9, 50 kW base load), through the API.
+pub async fn community(app: &TestApp, id: &str) {
+    let body = json!({ "name": format!("Community {id}"), "rating_kva": 400.0,
+                       "power_factor": 0.9, "base_load_kw": 50.0 });
+    let reply = app
+        .api(
+            Method::PUT,
+            &format!("/api/v1/communities/{id}"),
+            Some(body),
+        )
+        .await;
+    assert!(reply.status.is_success(), "{:?}", reply.body);
+}
+
 fn postgres_url() -> Option<String> {
     std::env::var("ORDERLY_TEST_POSTGRES_URL")
         .ok()
