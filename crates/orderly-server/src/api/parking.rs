@@ -122,6 +122,10 @@ pub struct BayOccupancyDto {
     pub open_episode: Option<IdleEpisodeDto>,
     /// Latest reports, newest first (at most 20).
     pub recent: Vec<OccupancyEventDto>,
+    /// Protocol time as of which the parking rules last checked every occupied bay (thresholds,
+    /// grace, fees); null before the first check since the server started.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub rules_checked_at: Option<Timestamp>,
 }
 
 async fn load_bay(state: &AppState, id: i64) -> Result<store::Bay, ApiError> {
@@ -163,6 +167,7 @@ async fn occupancy_of(state: &AppState, bay: store::Bay) -> Result<BayOccupancyD
         connector_status: current.and_then(|s| s.connector_status),
         open_episode,
         recent,
+        rules_checked_at: state.parking().checked_at(),
     })
 }
 

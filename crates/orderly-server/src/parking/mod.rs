@@ -19,6 +19,7 @@ use orderly_store::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -134,6 +135,10 @@ enum Msg {
 pub struct Parking {
     tx: mpsc::UnboundedSender<Msg>,
     rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<Msg>>>>,
+    /// Protocol time (ms) at which the last tick over every occupied bay started; 0: none yet.
+    /// Shown with a bay's occupancy, so an operator (or a test) can see the rules are running
+    /// and know that a given instant has been checked.
+    checked_at_ms: Arc<AtomicI64>,
 }
 
 impl Default for Parking {
@@ -142,6 +147,7 @@ impl Default for Parking {
         Self {
             tx,
             rx: Arc::new(Mutex::new(Some(rx))),
+            checked_at_ms: Arc::new(AtomicI64::new(0)),
         }
     }
 }
@@ -150,6 +156,15 @@ impl Default for Parking {
 const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Parking {
+    /// When the last completed tick started (protocol time): every occupied bay has been
+    /// checked as of then. None before the first tick.
+    pub fn checked_at(&self) -> Option<Timestamp> {
+        match self.checked_at_ms.load(Ordering::Acquire) {
+            0 => None,
+            ms => Timestamp::from_millisecond(ms).ok(),
+        }
+    }
+
     /// Applies an occupancy report to bay `bay_id`; returns once it is committed.
     pub async fn report(
         &self,
@@ -312,6 +327,10 @@ async fn tick_all(state: &AppState) -> Result<(), ParkingError> {
             tracing::warn!(%error, bay = bay.bay_id, "parking: tick of a bay failed");
         }
     }
+    state
+        .parking()
+        .checked_at_ms
+        .store(now.as_millisecond(), Ordering::Release);
     Ok(())
 }
 

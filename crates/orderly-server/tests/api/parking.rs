@@ -7,7 +7,7 @@
 //! with a deadline; tests that check exact fees give the reports explicit times instead.
 
 use crate::helpers::{
-    Backend, Reply, TestApp, WAIT, backends, community, each_backend, spawn_app, user,
+    Backend, Reply, TestApp, backends, community, each_backend, spawn_app, until, user,
 };
 use axum::http::{Method, StatusCode};
 use jiff::{SignedDuration, Timestamp};
@@ -97,22 +97,24 @@ async fn episodes(app: &TestApp, community: &str) -> Vec<Value> {
     reply.body.as_array().unwrap().clone()
 }
 
-/// Polls `probe` until it returns Some, failing after [`WAIT`].
-async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
+/// Waits until a parking tick has run wholly after this call (every occupied bay checked since):
+/// two successive advances of the server's `rules_checked_at`, so a later assertion that
+/// nothing more happened has had a tick to happen in, without guessing at wall-clock time.
+async fn a_full_tick(app: &TestApp, bay: i64) {
+    let checked = || async move {
+        app.get(&format!("/api/v1/bays/{bay}/occupancy")).await.body["rules_checked_at"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let mut seen = checked().await;
+    for _ in 0..2 {
+        let before = seen.clone();
+        seen = Some(
+            until("a parking tick", || async {
+                checked().await.filter(|now| Some(now) != before.as_ref())
+            })
+            .await,
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -214,7 +216,7 @@ async fn a_fuel_car_in_an_ev_bay_is_notified_and_charged_after_the_wait() {
         assert_eq!(fee, 1.5 * intervals as f64, "{settled}");
 
         // Nothing more accrues once the bay is free.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        a_full_tick(&app, b).await;
         assert_eq!(episodes(&app, "A").await[0]["fee_cny"].as_f64(), Some(fee));
         app.stop().await;
     })
@@ -311,7 +313,7 @@ async fn an_ev_left_after_charging_pays_an_overstay_fee_up_to_the_cap() {
         assert_eq!(not_told.body, json!([]));
         // The cable comes out; the car stays: nothing restarts, the cap holds.
         cp.call_ok("StatusNotification", status("Available")).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        a_full_tick(&app, b).await;
         let still = episodes(&app, "A").await;
         assert_eq!(still.len(), 1, "{still:?}");
         assert_eq!(still[0]["fee_cny"], 15.0);
@@ -399,7 +401,7 @@ async fn leaving_within_the_wait_costs_nothing_and_a_late_departure_settles_at_i
         .await;
         assert_eq!(left["open_episode"], Value::Null);
 
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        a_full_tick(&app, quick).await;
         let all = episodes(&app, "A").await;
         assert_eq!(all.len(), 1, "no episode for the quick one: {all:?}");
         assert_eq!(all[0]["bay_id"], slow);

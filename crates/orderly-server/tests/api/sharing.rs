@@ -10,7 +10,9 @@
 //! the statement month is known. Waits poll the charger's Heartbeat (protocol time) or the API
 //! with a deadline; nothing asserts on wall-clock timing.
 
-use crate::helpers::{ChargePoint, Reply, TestApp, WAIT, call, each_backend, spawn_app, user};
+use crate::helpers::{
+    ChargePoint, Reply, TestApp, WAIT, call, each_backend, spawn_app, until, user,
+};
 use axum::http::{Method, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -598,18 +600,10 @@ async fn no_shows_cancellations_and_the_monthly_statement() {
 
         // The sweep marks sam's booking a no-show 3 protocol minutes after its start.
         assert_eq!(booking(&app, no_show).await["state"], "pending");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let b = loop {
-            let b = booking(&app, no_show).await;
-            if b["state"] != "pending" {
-                break b;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no sweep marked booking {no_show}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
+        let b = until(&format!("no sweep marked booking {no_show}"), || async {
+            Some(booking(&app, no_show).await).filter(|b| b["state"] != "pending")
+        })
+        .await;
         assert_eq!(b["state"], "no_show");
         assert!(
             now(&mut cp).await >= t0 + mins(7),
@@ -646,18 +640,10 @@ async fn no_shows_cancellations_and_the_monthly_statement() {
             .await,
             StatusCode::OK,
         );
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let b = loop {
-            let b = booking(&app, out_of_service).await;
-            if b["state"] != "pending" {
-                break b;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "booking {out_of_service} not swept"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
+        let b = until(&format!("booking {out_of_service} not swept"), || async {
+            Some(booking(&app, out_of_service).await).filter(|b| b["state"] != "pending")
+        })
+        .await;
         assert_eq!(b["state"], "cancelled");
         assert_eq!(b["cancelled_by"], "system");
         assert!(

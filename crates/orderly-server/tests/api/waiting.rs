@@ -5,11 +5,10 @@
 //! refused with nothing changed.
 
 use crate::helpers::{
-    ChargePoint, Reply, TestApp, WAIT, call, community, each_backend, password, spawn_app,
+    ChargePoint, Reply, TestApp, call, community, each_backend, password, spawn_app, until,
 };
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// Creates a user (with id tags, also added as OCPP id tags) and returns a session token.
 async fn user(app: &TestApp, id: &str, role: &str, scopes: Value, tags: &[&str]) -> String {
@@ -128,14 +127,11 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(what, || {
+        let checked = check();
+        async move { checked.await.then_some(()) }
+    })
+    .await
 }
 
 fn ts(v: &Value) -> jiff::Timestamp {

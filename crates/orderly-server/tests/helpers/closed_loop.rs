@@ -695,14 +695,10 @@ async fn a_detached_charger_has_its_profiles_cleared_now_or_at_its_next_boot() {
             .await;
         drop(cp2);
         // Wait until the server saw it go, so the detach finds it offline.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while app.get("/api/v1/chargers/CP2").await.body["connected"] != json!(false) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "CP2 still connected"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        super::until("CP2 to be seen disconnected", || async {
+            (app.get("/api/v1/chargers/CP2").await.body["connected"] == json!(false)).then_some(())
+        })
+        .await;
         let reply = delete(&app, "/api/v1/chargers/CP2/community").await;
         assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
         let mut cp2 = LoopCp::connect(&app, "CP2").await;

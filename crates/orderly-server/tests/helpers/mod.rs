@@ -44,6 +44,26 @@ pub fn backends() -> Vec<Backend> {
     }
 }
 
+/// Polls `probe` until it returns Some, failing after [`WAIT`]: how tests wait for something
+/// the server does on its own (a sweep, a tick, a notification) without guessing at timing.
+pub async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs `scenario` once per backend (see [`backends`]).
 pub async fn each_backend<F, Fut>(scenario: F)
 where
