@@ -16,7 +16,7 @@ pub struct LpReference {
     pub max_min_fraction: f64,
 }
 
-fn h(p: &Problem) -> f64 {
+pub fn h(p: &Problem) -> f64 {
     f64::from(p.slot_minutes) / 60.0
 }
 
