@@ -112,6 +112,8 @@ pub enum ConfigError {
     ZeroDuration { field: &'static str },
     #[error("clock_speed must be a positive number, not {0}")]
     ClockSpeed(f64),
+    #[error("{0}")]
+    Parking(String),
 }
 
 /// The keys read from `ORDERLY_*` variables; anything else with that prefix (for example
@@ -170,6 +172,7 @@ impl Config {
         if !(config.clock_speed.is_finite() && config.clock_speed > 0.0) {
             return Err(ConfigError::ClockSpeed(config.clock_speed));
         }
+        crate::parking::mqtt::check_config(&config.parking).map_err(ConfigError::Parking)?;
         Ok(config)
     }
 

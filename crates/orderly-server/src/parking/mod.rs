@@ -33,6 +33,11 @@ pub struct ParkingConfig {
     pub mqtt_url: Option<String>,
     /// Topics are `{prefix}/{community_id}/{bay_number}`.
     pub mqtt_topic_prefix: String,
+    /// The MQTT client id. The server keeps a persistent session under it, so the broker holds
+    /// the QoS 1 reports published while the server is down and delivers them when it is back.
+    /// None: derived from the database and the topic prefix (stable across restarts); set it
+    /// when two servers share one database, so that their sessions do not clash.
+    pub mqtt_client_id: Option<String>,
     /// Real seconds between checks of thresholds and fees (they are kept in protocol time).
     pub tick_seconds: u64,
 }
@@ -42,6 +47,7 @@ impl Default for ParkingConfig {
         Self {
             mqtt_url: None,
             mqtt_topic_prefix: "orderly/parking".to_owned(),
+            mqtt_client_id: None,
             tick_seconds: 5,
         }
     }
@@ -212,10 +218,15 @@ pub async fn run(state: AppState, stop: impl Future<Output = ()> + Send + 'stati
     let config = state.config().parking.clone();
     let (mqtt_stop, mqtt_stopped) = oneshot::channel::<()>();
     let mqtt = config.mqtt_url.clone().map(|url| {
+        let client_id = config
+            .mqtt_client_id
+            .clone()
+            .unwrap_or_else(|| mqtt::default_client_id(state.config()));
         tokio::spawn(mqtt::run(
             state.clone(),
             url,
             config.mqtt_topic_prefix.clone(),
+            client_id,
             async move {
                 let _ = mqtt_stopped.await;
             },

@@ -818,3 +818,80 @@ async fn the_mqtt_subscriber_reconnects_after_the_broker_restarts() {
     drop(broker);
     app.stop().await;
 }
+
+/// Publishes one QoS 1 message to the broker on `port` and returns once the broker has
+/// acknowledged it (so it is the broker's to deliver).
+async fn publish_acknowledged(port: u16, topic: &str, payload: Vec<u8>) {
+    let mut options = rumqttc::MqttOptions::new(
+        format!("orderly-test-pub-{:x}", rand::random::<u64>()),
+        "127.0.0.1",
+        port,
+    );
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 64);
+    client
+        .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+        .await
+        .unwrap();
+    loop {
+        match events.poll().await {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => break,
+            Ok(_) => {}
+            Err(error) => panic!("publishing to the test broker: {error}"),
+        }
+    }
+    let _ = client.disconnect().await;
+}
+
+/// No report is lost to a restart of the server: the subscriber's session is persistent, so a
+/// report published while the server is down is delivered when it comes back (published once,
+/// never again).
+#[tokio::test]
+async fn a_report_published_while_the_server_is_down_is_applied_when_it_is_back() {
+    if mqtt_url().is_none() {
+        return;
+    }
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let url = format!("mqtt://127.0.0.1:{port}");
+    // The test's own broker: the session it keeps dies with it.
+    let broker = OwnBroker::start(port);
+    OwnBroker::wait_listening(port).await;
+    for backend in backends() {
+        let prefix = format!("orderly-test/{:016x}", rand::random::<u64>());
+        let mut app = spawn_app(backend, |c| {
+            c.parking.tick_seconds = 1;
+            c.parking.mqtt_url = Some(url.clone());
+            c.parking.mqtt_topic_prefix = prefix.clone();
+        })
+        .await;
+        community(&app, "A").await;
+        let b = bay(&app, "A", "D-1", None).await;
+        let topic = format!("{prefix}/A/D-1");
+        let occupancy = |occupied: bool| {
+            json!({ "occupied": occupied, "vehicle": "ev", "source": "sensor" })
+                .to_string()
+                .into_bytes()
+        };
+        // Subscribed: a report gets through.
+        until("the first report over MQTT", || async {
+            publish_acknowledged(port, &topic, occupancy(true)).await;
+            let bay = app.get(&format!("/api/v1/bays/{b}/occupancy")).await.body;
+            (bay["occupied"] == true).then_some(())
+        })
+        .await;
+        // The car leaves while the server is down.
+        app.restart(publish_acknowledged(port, &topic, occupancy(false)))
+            .await;
+        let bay = until("the report published while the server was down", || async {
+            let bay = app.get(&format!("/api/v1/bays/{b}/occupancy")).await.body;
+            (bay["occupied"] == false).then_some(bay)
+        })
+        .await;
+        assert_eq!(bay["recent"][0]["occupied"], false, "{bay}");
+        app.stop().await;
+    }
+    drop(broker);
+}

@@ -145,6 +145,8 @@ pub struct TestApp {
     server: Option<JoinHandle<()>>,
     http: Client<HttpConnector, Full<Bytes>>,
     postgres_database: Option<(String, String)>,
+    /// The configuration it runs with, for [`TestApp::restart`].
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -169,6 +171,30 @@ pub async fn spawn_app(backend: Backend, customize: impl FnOnce(&mut Config)) ->
         postgres_database = Some((admin_url, name));
     }
     customize(&mut config);
+    let (addr, opened, shutdown, server) = start(config.clone()).await;
+    let token = opened.expect("a fresh database creates the admin token");
+    TestApp {
+        addr,
+        token,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        postgres_database,
+        config,
+        _dir: dir,
+    }
+}
+
+/// Opens the server state for `config` and serves it on a fresh loopback port: the address,
+/// the admin token if the database was new, the shutdown sender and the server task.
+async fn start(
+    config: Config,
+) -> (
+    SocketAddr,
+    Option<String>,
+    oneshot::Sender<()>,
+    JoinHandle<()>,
+) {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("bind");
@@ -176,9 +202,6 @@ pub async fn spawn_app(backend: Backend, customize: impl FnOnce(&mut Config)) ->
     let opened = orderly_server::open(config)
         .await
         .expect("open the server state");
-    let token = opened
-        .created_admin_token
-        .expect("a fresh database creates the admin token");
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         orderly_server::serve(listener, opened.state, async move {
@@ -187,15 +210,7 @@ pub async fn spawn_app(backend: Backend, customize: impl FnOnce(&mut Config)) ->
         .await
         .expect("server ran");
     });
-    TestApp {
-        addr,
-        token,
-        shutdown: Some(shutdown),
-        server: Some(server),
-        http: Client::builder(TokioExecutor::new()).build_http(),
-        postgres_database,
-        _dir: dir,
-    }
+    (addr, opened.created_admin_token, shutdown, server)
 }
 
 async fn connect_postgres(url: &str) -> sqlx::AnyConnection {
@@ -372,6 +387,22 @@ impl TestApp {
             .await
             .unwrap_or_else(|e| panic!("charge point {id} could not connect: {e}"));
         ChargePoint { ws, next_id: 1 }
+    }
+
+    /// Stops the server (as [`TestApp::stop`], keeping its database) and runs `meanwhile` while
+    /// it is down; then starts it again on the same database and configuration, on a new port.
+    pub async fn restart<F: Future<Output = ()>>(&mut self, meanwhile: F) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+        meanwhile.await;
+        let (addr, _, shutdown, server) = start(self.config.clone()).await;
+        self.addr = addr;
+        self.shutdown = Some(shutdown);
+        self.server = Some(server);
     }
 
     /// Stop the server, close its store and drop the PostgreSQL database.
