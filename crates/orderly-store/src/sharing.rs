@@ -890,6 +890,11 @@ enum SharingOp {
         by: String,
         now: Timestamp,
     },
+    EndAgreement {
+        charger_id: String,
+        by: String,
+        now: Timestamp,
+    },
     Book {
         booking: NewBooking,
         now: Timestamp,
@@ -940,6 +945,53 @@ async fn private_charger(
             format!("charger {charger_id} is not a privately owned self_use charger"),
         ))),
     }
+}
+
+/// Withdraws window `w`: Conflict if one of its bookings is active; otherwise its pending
+/// bookings are cancelled without fee (the booker told `why`) and the window deleted. The
+/// cancelled bookings' ids.
+async fn withdraw_window(
+    conn: &mut AnyConnection,
+    w: &Window,
+    by: &str,
+    now: Timestamp,
+    why: &str,
+) -> Result<Result<Vec<i64>>, sqlx::Error> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {BOOKING_COLUMNS} FROM sharing_bookings WHERE window_id = $1 \
+         AND state IN ('pending', 'active') ORDER BY id"
+    )))
+    .bind(w.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let held = decoded!(rows.iter().map(booking).collect::<Result<Vec<_>>>());
+    if let Some(active) = held.iter().find(|b| b.state == BookingState::Active) {
+        return Ok(Err(StoreError::Conflict(format!(
+            "an active booking ({}) in window {}",
+            active.id, w.id
+        ))));
+    }
+    let mut cancelled = Vec::new();
+    for b in held {
+        set_state(conn, b.id, BookingState::Cancelled, Some(by), now).await?;
+        let message = format!(
+            "Your booking {} of charger {} from {} to {} is cancelled: {why}; no fee is due.",
+            b.id, b.charger_id, b.start, b.end
+        );
+        enqueue(
+            conn,
+            &note(&b, "sharing.booking_cancelled", Some(&b.booker), message),
+            now,
+        )
+        .await?;
+        after_write(emit_booking(conn, b.id, "sharing.booking_cancelled", now).await?)?;
+        cancelled.push(b.id);
+    }
+    sqlx::query("DELETE FROM sharing_windows WHERE id = $1")
+        .bind(w.id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Ok(cancelled))
 }
 
 impl SharingOp {
@@ -1055,43 +1107,16 @@ impl SharingOp {
             }
             SharingOp::RemoveWindow { id, by, now } => {
                 let w = found!(load_window(conn, *id).await, format!("window {id}"));
-                let rows = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT {BOOKING_COLUMNS} FROM sharing_bookings WHERE window_id = $1 \
-                     AND state IN ('pending', 'active') ORDER BY id"
-                )))
-                .bind(*id)
-                .fetch_all(&mut *conn)
-                .await?;
-                let held = decoded!(rows.iter().map(booking).collect::<Result<Vec<_>>>());
-                if let Some(active) = held.iter().find(|b| b.state == BookingState::Active) {
-                    return Ok(Err(StoreError::Conflict(format!(
-                        "an active booking ({}) in window {id}",
-                        active.id
-                    ))));
-                }
-                let mut cancelled = Vec::new();
-                for b in held {
-                    set_state(conn, b.id, BookingState::Cancelled, Some(by), *now).await?;
-                    let message = format!(
-                        "Your booking {} of charger {} from {} to {} is cancelled: the owner \
-                         withdrew the availability window; no fee is due.",
-                        b.id, b.charger_id, b.start, b.end
-                    );
-                    enqueue(
+                let cancelled = decoded!(
+                    withdraw_window(
                         conn,
-                        &note(&b, "sharing.booking_cancelled", Some(&b.booker), message),
+                        &w,
+                        by,
                         *now,
+                        "the owner withdrew the availability window"
                     )
-                    .await?;
-                    after_write(
-                        emit_booking(conn, b.id, "sharing.booking_cancelled", *now).await?,
-                    )?;
-                    cancelled.push(b.id);
-                }
-                sqlx::query("DELETE FROM sharing_windows WHERE id = $1")
-                    .bind(*id)
-                    .execute(&mut *conn)
-                    .await?;
+                    .await?
+                );
                 let community = registry_of(conn, &w.charger_id)
                     .await?
                     .and_then(|r| r.community);
@@ -1102,6 +1127,66 @@ impl SharingOp {
                     Some(&w.charger_id),
                     community.as_deref(),
                     json!({ "window": w, "cancelled_bookings": cancelled, "by": by }),
+                )
+                .await?;
+                boxed(cancelled)
+            }
+            SharingOp::EndAgreement {
+                charger_id,
+                by,
+                now,
+            } => {
+                let agreement = found!(
+                    load_agreement(conn, charger_id).await,
+                    format!("sharing agreement of charger {charger_id}")
+                );
+                let active: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM sharing_bookings WHERE charger_id = $1 AND state = 'active' \
+                     ORDER BY id LIMIT 1",
+                )
+                .bind(charger_id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+                if let Some(active) = active {
+                    return Ok(Err(StoreError::Conflict(format!(
+                        "a neighbour is charging on charger {charger_id} (booking {active}); end \
+                         sharing after it"
+                    ))));
+                }
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM sharing_windows WHERE charger_id = $1 ORDER BY start_ms",
+                )
+                .bind(charger_id.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut cancelled = Vec::new();
+                for id in ids {
+                    let w = found!(load_window(conn, id).await, format!("window {id}"));
+                    cancelled.extend(decoded!(
+                        withdraw_window(
+                            conn,
+                            &w,
+                            by,
+                            *now,
+                            "the owner stopped sharing the charger"
+                        )
+                        .await?
+                    ));
+                }
+                sqlx::query("DELETE FROM sharing_agreements WHERE charger_id = $1")
+                    .bind(charger_id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                let community = registry_of(conn, charger_id)
+                    .await?
+                    .and_then(|r| r.community);
+                emit(
+                    conn,
+                    *now,
+                    "charger.sharing_ended",
+                    Some(charger_id),
+                    community.as_deref(),
+                    json!({ "agreement": agreement, "cancelled_bookings": cancelled, "by": by }),
                 )
                 .await?;
                 boxed(cancelled)
@@ -1418,6 +1503,24 @@ impl Store {
     ) -> Result<Vec<i64>> {
         self.write_boxed(SharingOp::RemoveWindow {
             id,
+            by: by.to_owned(),
+            now,
+        })
+        .await
+    }
+
+    /// Ends sharing on a charger: Conflict while a neighbour is charging on it; otherwise every
+    /// window is withdrawn (pending bookings cancelled without fee, bookers told) and the
+    /// agreement deleted, in one commit. Past bookings and settlements stay. Returns the
+    /// cancelled bookings' ids.
+    pub async fn end_sharing_agreement(
+        &self,
+        charger_id: &str,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<Vec<i64>> {
+        self.write_boxed(SharingOp::EndAgreement {
+            charger_id: charger_id.to_owned(),
             by: by.to_owned(),
             now,
         })

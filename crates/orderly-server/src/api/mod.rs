@@ -207,7 +207,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(upkeep::inspections, upkeep::add_inspection))
         .routes(routes!(upkeep::follow_up))
         // Sharing (clause 七): handlers check the Principal (listed in auth::SELF_CHECKED).
-        .routes(routes!(sharing::get_agreement, sharing::put_agreement))
+        .routes(routes!(
+            sharing::get_agreement,
+            sharing::put_agreement,
+            sharing::end_agreement
+        ))
         .routes(routes!(sharing::list_windows, sharing::add_window))
         .routes(routes!(sharing::remove_window))
         .routes(routes!(sharing::offers))

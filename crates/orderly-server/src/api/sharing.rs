@@ -218,6 +218,48 @@ pub async fn put_agreement(
     Ok(ApiJson(result?.into()))
 }
 
+/// Bookings cancelled when sharing ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharingEndedDto {
+    pub cancelled_bookings: Vec<i64>,
+}
+
+/// Stop sharing a charger (its owner, an operator of its community, admins): every availability
+/// window is withdrawn, pending bookings are cancelled without fee and their bookers notified,
+/// and the agreement is deleted, all at once. Past bookings and settlements stay (statements do
+/// not change). Refused (409) while a neighbour is charging on it.
+#[utoipa::path(delete, path = "/api/v1/registry/chargers/{id}/sharing", tag = "sharing",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Charge point id")),
+    responses((status = 200, body = SharingEndedDto), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody, description = "Unknown charger or no agreement"),
+        (status = 409, body = super::error::ErrorBody, description = "A neighbour's booking is active")))]
+pub async fn end_agreement(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<ApiJson<SharingEndedDto>, ApiError> {
+    let reg = load_registration(&state, raw.clone()).await?;
+    principal.require(Permission::ActOwn(charger_owned(&reg)))?;
+    let result = state
+        .store()
+        .end_sharing_agreement(&reg.charger_id, &principal.actor, state.clock().now())
+        .await
+        .map_err(ApiError::from);
+    record_audit(
+        &state,
+        &principal.as_actor(),
+        "sharing.agreement.end",
+        Some(raw),
+        serde_json::json!({}),
+        outcome_of(&result),
+    )
+    .await;
+    Ok(ApiJson(SharingEndedDto {
+        cancelled_bookings: result?,
+    }))
+}
+
 // ----- windows --------------------------------------------------------------------------------
 
 /// A time span (start inclusive, end exclusive).

@@ -1146,3 +1146,122 @@ async fn bad_sharing_input_is_refused_naming_the_field_and_changes_nothing() {
     })
     .await;
 }
+
+/// Ending sharing: refused while a neighbour charges; then every window goes, pending bookings
+/// are cancelled without fee with their bookers told, the agreement is gone, the neighbour's
+/// tag no longer opens the charger, and the finished booking's settlement stays.
+#[tokio::test]
+async fn ending_sharing_withdraws_everything_at_once_and_keeps_the_history() {
+    each_backend(|backend| async move {
+        let app = app(backend).await;
+        let p = world(&app).await;
+        let mut cp = app.charge_point("CPS", None).await;
+        cp.boot().await;
+        let sharing = "/api/v1/registry/chargers/CPS/sharing";
+        // No agreement yet: nothing to end.
+        let reply = call(&app, &p.olga, Method::DELETE, sharing, None).await;
+        refused(&reply, StatusCode::NOT_FOUND, "agreement");
+        let reply = call(&app, &p.olga, Method::PUT, sharing, Some(terms(false))).await;
+        ok(&reply, StatusCode::OK);
+        let t0 = now(&mut cp).await;
+        let mut windows = Vec::new();
+        for (from, to) in [(1, 120), (200, 300)] {
+            let reply = call(
+                &app,
+                &p.olga,
+                Method::POST,
+                &format!("{sharing}/windows"),
+                Some(json!({ "start": (t0 + mins(from)).to_string(),
+                             "end": (t0 + mins(to)).to_string() })),
+            )
+            .await;
+            windows.push(ok(&reply, StatusCode::CREATED)["id"].as_i64().unwrap());
+        }
+        let reply = book(&app, &p.nina, "NINA", t0 + mins(1), t0 + mins(60)).await;
+        let charging = ok(&reply, StatusCode::CREATED)["id"].as_i64().unwrap();
+        let reply = book(&app, &p.sam, "SAM", t0 + mins(210), t0 + mins(240)).await;
+        let later = ok(&reply, StatusCode::CREATED)["id"].as_i64().unwrap();
+        wait_until(&mut cp, t0 + mins(1)).await;
+        let (status, tx) = start(&mut cp, 1, "NINA", 0, t0 + mins(1)).await;
+        assert_eq!(status, "Accepted");
+
+        // Not while nina is charging, and not by the neighbours or the regulator.
+        let events = event_count(&app).await;
+        for token in [&p.nina, &p.sam, &p.reg, &p.op_b] {
+            let reply = call(&app, token, Method::DELETE, sharing, None).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{:?}", reply.body);
+        }
+        let reply = call(&app, &p.olga, Method::DELETE, sharing, None).await;
+        refused(&reply, StatusCode::CONFLICT, &format!("booking {charging}"));
+        assert_eq!(event_count(&app).await, events, "a refusal changes nothing");
+        assert_eq!(booking(&app, later).await["state"], "pending");
+        let reply = call(
+            &app,
+            &p.olga,
+            Method::GET,
+            &format!("{sharing}/windows"),
+            None,
+        )
+        .await;
+        assert_eq!(ok(&reply, StatusCode::OK).as_array().unwrap().len(), 2);
+
+        cp.call_ok(
+            "StopTransaction",
+            json!({ "transactionId": tx, "meterStop": 5_000,
+                    "timestamp": (t0 + mins(2)).to_string() }),
+        )
+        .await;
+        assert_eq!(booking(&app, charging).await["state"], "completed");
+        let reply = call(&app, &p.olga, Method::DELETE, sharing, None).await;
+        assert_eq!(
+            ok(&reply, StatusCode::OK)["cancelled_bookings"],
+            json!([later])
+        );
+        assert_eq!(booking(&app, later).await["state"], "cancelled");
+        let told = notifications(&app, &p.sam).await;
+        assert!(
+            told.iter().any(|n| n["kind"] == "sharing.booking_cancelled"
+                && n["data"]["booking_id"] == later
+                && n["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("stopped sharing")),
+            "{told:?}"
+        );
+        let reply = call(
+            &app,
+            &p.olga,
+            Method::GET,
+            &format!("{sharing}/windows"),
+            None,
+        )
+        .await;
+        assert_eq!(ok(&reply, StatusCode::OK), &json!([]));
+        let reply = call(&app, &p.olga, Method::GET, sharing, None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        for w in &windows {
+            let reply = call(
+                &app,
+                &p.olga,
+                Method::DELETE,
+                &format!("/api/v1/sharing/windows/{w}"),
+                None,
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        }
+        // Nothing to book any more, and the neighbour's tag no longer opens the charger.
+        let reply = book(&app, &p.sam, "SAM", t0 + mins(220), t0 + mins(230)).await;
+        assert!(reply.status.is_client_error(), "{:?}", reply.body);
+        assert_eq!(authorize(&mut cp, "NINA").await, "Invalid");
+        assert_eq!(authorize(&mut cp, "OLGA").await, "Accepted");
+        // The finished session's settlement stays.
+        let settled = booking(&app, charging).await;
+        assert_eq!(settled["settlement"]["energy_wh"], 5_000, "{settled}");
+        // Ended once; again is 404.
+        let reply = call(&app, &p.olga, Method::DELETE, sharing, None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        app.stop().await;
+    })
+    .await;
+}
