@@ -720,6 +720,17 @@ struct OwnBroker {
 }
 
 impl OwnBroker {
+    /// A broker listening on a free loopback port: it, the port and its `mqtt://` URL.
+    async fn on_a_free_port() -> (Self, u16, String) {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let broker = Self::start(port);
+        Self::wait_listening(port).await;
+        (broker, port, format!("mqtt://127.0.0.1:{port}"))
+    }
+
     fn start(port: u16) -> Self {
         let child = std::process::Command::new("mosquitto")
             .args(["-p", &port.to_string()])
@@ -756,13 +767,7 @@ async fn the_mqtt_subscriber_reconnects_after_the_broker_restarts() {
     if mqtt_url().is_none() {
         return;
     }
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let url = format!("mqtt://127.0.0.1:{port}");
-    let mut broker = OwnBroker::start(port);
-    OwnBroker::wait_listening(port).await;
+    let (mut broker, port, url) = OwnBroker::on_a_free_port().await;
     let app = spawn_app(Backend::Sqlite, |c| {
         c.parking.tick_seconds = 1;
         c.parking.mqtt_url = Some(url.clone());
@@ -777,33 +782,16 @@ async fn the_mqtt_subscriber_reconnects_after_the_broker_restarts() {
             .to_string()
             .into_bytes()
     };
-    // One publisher per broker life: publish until the server shows the report.
+    // Publish (each acknowledged by the broker) until the server shows the report.
     let publish_until = |occupied: bool| {
         let (app, topic) = (&app, topic.clone());
         async move {
-            let mut options = rumqttc::MqttOptions::new(
-                format!("orderly-test-pub-{:x}", rand::random::<u64>()),
-                "127.0.0.1",
-                port,
-            );
-            options.set_keep_alive(Duration::from_secs(30));
-            let (client, mut events) = rumqttc::AsyncClient::new(options, 64);
-            let driver = tokio::spawn(async move { while events.poll().await.is_ok() {} });
             until("the report over MQTT", || async {
-                let _ = client
-                    .publish(
-                        topic.clone(),
-                        rumqttc::QoS::AtLeastOnce,
-                        false,
-                        occupancy(occupied),
-                    )
-                    .await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                publish_acknowledged(port, &topic, occupancy(occupied)).await;
                 let bay = app.get(&format!("/api/v1/bays/{b}/occupancy")).await.body;
                 (bay["occupied"] == occupied).then_some(())
             })
             .await;
-            driver.abort();
         }
     };
     publish_until(true).await;
@@ -851,14 +839,8 @@ async fn a_report_published_while_the_server_is_down_is_applied_when_it_is_back(
     if mqtt_url().is_none() {
         return;
     }
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let url = format!("mqtt://127.0.0.1:{port}");
     // The test's own broker: the session it keeps dies with it.
-    let broker = OwnBroker::start(port);
-    OwnBroker::wait_listening(port).await;
+    let (broker, port, url) = OwnBroker::on_a_free_port().await;
     for backend in backends() {
         let prefix = format!("orderly-test/{:016x}", rand::random::<u64>());
         let mut app = spawn_app(backend, |c| {
