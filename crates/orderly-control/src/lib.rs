@@ -115,6 +115,8 @@ pub mod profile;
 
 pub use community::{ChargerSpec, CommunitySpec, RateUnit};
 pub use controller::{
-    Action, ControlError, Controller, ControllerConfig, Input, PlanView, ProfileOutcome, RequestId,
-    ResolvedWish, SessionView, WishSource,
+    Action, ControlError, Controller, ControllerConfig, ForecastView, Input, PlanView,
+    ProfileOutcome, RequestId, ResolvedWish, SessionView, WishSource,
 };
+/// The engine's forecast types, as [`Input::Forecast`] takes them.
+pub use orderly_schedule::{DayType, DaysObserved, Forecast, HistoricSession};
