@@ -213,6 +213,7 @@ fn demo_control() -> ControlSettings {
         replan_interval_secs: 300,
         profile_validity_secs: 1200,
         retry_after_secs: 60,
+        forecast_days: 28,
     }
 }
 
