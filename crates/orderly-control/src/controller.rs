@@ -683,7 +683,8 @@ impl Controller {
         now: Timestamp,
     ) -> Result<Self, ControlError> {
         let clock = validate(&community, &config)?;
-        // Forecast::none: the controller plans the cars plugged in; with no ghosts the online
+        // Until a forecast is given (Forecast::none) the controller plans the cars plugged in;
+        // with no ghosts the online
         // planner solves the same exact lexicographic problem as `solve_offline`, but only up to
         // the last departure and filling the earlier slots of a price level first (energy banked
         // early cannot be crowded out by an arrival the controller cannot foresee), and skips the

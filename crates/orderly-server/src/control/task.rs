@@ -399,9 +399,10 @@ impl Task {
         self.record = record;
         self.sync_commands().await;
         // Chargers joined or left (their history counts or no longer does), or the time zone
-        // or ratings changed: learn again.
-        if changed {
-            self.learn_forecast().await;
+        // or ratings changed: learn again, once the messages queued now are handled (attaching
+        // many chargers costs one learning, not one each).
+        if changed && self.next_forecast.is_some() {
+            self.next_forecast = Some(now);
         }
     }
 
