@@ -145,6 +145,12 @@ pub enum Input {
     },
     /// The community's configuration changed (chargers added/removed, rating, tariff…).
     Community(CommunitySpec),
+    /// Expected arrivals learned from the community's history (the server learns it with
+    /// `orderly_schedule::Forecast::learn` from its completed transactions). Every later re-plan
+    /// adds the forecast's ghost sessions (see "Forecast" in the crate docs); a forecast with no
+    /// arrivals (`Forecast::none`) turns that off again. Ignored, with [`Controller::last_error`]
+    /// set, if its slot length is not the controller's.
+    Forecast(Forecast),
 }
 
 /// What the driver must do.
@@ -208,6 +214,22 @@ pub struct PlanView {
     /// Chargers whose profiles are not (yet) accepted.
     pub unconfirmed_chargers: Vec<ChargePointId>,
     pub non_compliant_chargers: Vec<ChargePointId>,
+    /// The forecast the re-plans use (None: none given, or one that expects nobody).
+    pub forecast: Option<ForecastView>,
+    /// Ghost sessions (expected arrivals) the last re-plan planned with the real ones. They hold
+    /// capacity back; they are not sessions and never get a profile.
+    pub ghost_sessions: usize,
+}
+
+/// What the controller's forecast expects (returned with the plan).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastView {
+    /// Ghost arrivals per weekday / per weekend day.
+    pub weekday_ghosts: usize,
+    pub weekend_ghosts: usize,
+    /// Expected energy of the arrivals of a weekday / weekend day (kWh).
+    pub weekday_kwh: f64,
+    pub weekend_kwh: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -545,6 +567,10 @@ struct PlanState {
 /// A re-plan's result before it is applied.
 struct Solved {
     problem: Problem,
+    /// The planner that solved it (its calendar starts at `slot0`).
+    planner: OnlinePlanner,
+    /// Ghost sessions it planned with the real ones.
+    ghosts: usize,
     slot0: i64,
     valid_to: i64,
     capacity: Vec<f64>,
@@ -564,7 +590,13 @@ pub struct Controller {
     community: CommunitySpec,
     config: ControllerConfig,
     clock: LocalClock,
+    /// Expected arrivals (`Forecast::none` until [`Input::Forecast`] gives one).
+    forecast: Forecast,
+    online: OnlineConfig,
+    /// The planner of the last re-plan (its calendar starts at that re-plan's slot 0).
     planner: OnlinePlanner,
+    /// Ghost sessions of the last re-plan.
+    ghosts: usize,
     chargers: BTreeMap<ChargePointId, ChargerState>,
     sessions: BTreeMap<i64, SessionState>,
     commands: BTreeMap<CommandId, CommandState>,
@@ -651,19 +683,24 @@ impl Controller {
         now: Timestamp,
     ) -> Result<Self, ControlError> {
         let clock = validate(&community, &config)?;
-        // Forecast::none: the controller plans the cars plugged in; with no ghosts the online
+        // Until a forecast is given (Forecast::none) the controller plans the cars plugged in;
+        // with no ghosts the online
         // planner solves the same exact lexicographic problem as `solve_offline`, but only up to
         // the last departure and filling the earlier slots of a price level first (energy banked
         // early cannot be crowded out by an arrival the controller cannot foresee), and skips the
         // flattening pass. That makes it both exact for the known sessions and the faster of the
         // two.
+        // With a forecast (`Input::Forecast`) the planner adds its ghosts; the calendar that
+        // places them is built at every re-plan from that re-plan's slot 0 (`planner_at`).
+        let forecast = Forecast::none(config.slot_minutes)?;
+        let online = OnlineConfig::for_slot_minutes(config.slot_minutes);
         let planner = OnlinePlanner::new(
-            Forecast::none(config.slot_minutes)?,
+            forecast.clone(),
             Calendar {
                 slot_of_day_at_zero: 0,
                 day_types: vec![DayType::Weekday],
             },
-            OnlineConfig::for_slot_minutes(config.slot_minutes),
+            online.clone(),
         );
         let base: [f64; 24] = std::array::from_fn(|h| community.base_load_kw[h]);
         let now = secs(now);
@@ -676,7 +713,10 @@ impl Controller {
             community,
             config,
             clock,
+            forecast,
+            online,
             planner,
+            ghosts: 0,
             chargers,
             sessions: BTreeMap::new(),
             commands: BTreeMap::new(),
@@ -882,6 +922,19 @@ impl Controller {
                 outcome,
             } => self.profile_result(&charger, request, outcome, now),
             Input::Community(spec) => self.set_community(spec, now),
+            Input::Forecast(forecast) => {
+                if forecast.slot_minutes != self.config.slot_minutes
+                    || forecast.slots_per_day * forecast.slot_minutes as usize != 1440
+                {
+                    self.last_error = Some(format!(
+                        "forecast of {}-minute slots ignored: the controller plans {}-minute slots",
+                        forecast.slot_minutes, self.config.slot_minutes
+                    ));
+                    return;
+                }
+                self.forecast = forecast;
+                self.dirty = true;
+            }
         }
     }
 
@@ -1398,9 +1451,52 @@ impl Controller {
         self.last_problem.as_ref()
     }
 
-    /// The planner the controller uses (same configuration), for the benchmark.
+    /// The planner of the last re-plan (same forecast, configuration and calendar), for the
+    /// benchmark: `planner().plan(0, last_problem())` is what that re-plan solved.
     pub fn planner(&self) -> &OnlinePlanner {
         &self.planner
+    }
+
+    /// The forecast the re-plans use.
+    pub fn forecast(&self) -> &Forecast {
+        &self.forecast
+    }
+
+    /// The online planner for a problem whose slot 0 starts at `slot0`: the forecast placed by
+    /// a calendar from `slot0`'s local slot of the day, with the type (weekday or weekend) of
+    /// every local day the horizon touches.
+    fn planner_at(&self, slot0: i64) -> OnlinePlanner {
+        let slot_len = self.slot_len();
+        let midnight = self.clock.midnight(slot0);
+        let slot_of_day = ((slot0 - midnight) / slot_len).max(0) as usize;
+        let spd = self.forecast.slots_per_day.max(1);
+        let days = (slot_of_day + self.config.horizon_slots)
+            .div_ceil(spd)
+            .max(1);
+        let first = profile::ts(slot0)
+            .to_zoned_datetime(self.clock.tz.clone())
+            .date();
+        let day_types = (0..days)
+            .map(|d| {
+                let date = first
+                    .checked_add(jiff::Span::new().days(d as i64))
+                    .unwrap_or(first);
+                match date.weekday() {
+                    jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday => {
+                        DayType::Weekend
+                    }
+                    _ => DayType::Weekday,
+                }
+            })
+            .collect();
+        OnlinePlanner::new(
+            self.forecast.clone(),
+            Calendar {
+                slot_of_day_at_zero: slot_of_day.min(spd - 1),
+                day_types,
+            },
+            self.online.clone(),
+        )
     }
 
     /// Accumulate the measured charging load into the open command windows.
@@ -1592,6 +1688,8 @@ impl Controller {
             })
             .collect();
         self.last_problem = Some(solved.problem);
+        self.planner = solved.planner;
+        self.ghosts = solved.ghosts;
         self.plan = Some(PlanState {
             planned_at: now,
             slot0: solved.slot0,
@@ -1802,12 +1900,20 @@ impl Controller {
             price,
             sessions,
         };
+        let forecasting = self.forecast.arrivals.iter().any(|a| !a.is_empty());
+        // Without a forecast there are no ghosts and the calendar changes nothing.
+        let planner = self.planner_at(slot0);
+        let ghosts = if forecasting && !problem.sessions.is_empty() {
+            planner.ghosts(0, n).len()
+        } else {
+            0
+        };
         let plan = if problem.sessions.is_empty() {
             orderly_schedule::Plan {
                 sessions: Vec::new(),
             }
         } else {
-            self.planner.plan(0, &problem)?
+            planner.plan(0, &problem)?
         };
         // Planned load: excluded/non-compliant chargers' held or measured draw plus the engine's
         // plan; the idle chargers' reserve is not load.
@@ -1855,6 +1961,8 @@ impl Controller {
         }
         Ok(Solved {
             problem,
+            planner,
+            ghosts,
             slot0,
             valid_to,
             capacity: cap,
@@ -2240,6 +2348,23 @@ impl Controller {
                 .filter(|(_, c)| !c.compliant)
                 .map(|(id, _)| id.clone())
                 .collect(),
+            forecast: self
+                .forecast
+                .arrivals
+                .iter()
+                .any(|a| !a.is_empty())
+                .then(|| {
+                    let kwh = |a: &[orderly_schedule::GhostArrival]| {
+                        a.iter().map(|g| g.energy_kwh).sum::<f64>()
+                    };
+                    ForecastView {
+                        weekday_ghosts: self.forecast.arrivals[0].len(),
+                        weekend_ghosts: self.forecast.arrivals[1].len(),
+                        weekday_kwh: kwh(&self.forecast.arrivals[0]),
+                        weekend_kwh: kwh(&self.forecast.arrivals[1]),
+                    }
+                }),
+            ghost_sessions: self.ghosts,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! - [`profile`]: the profiles the controller sends (ids, stack levels, OCPP 1.6 bodies) and
 //!   how it compares a new one with what a charger holds.
 //! - [`controller`]: `Controller` — inputs (`Input`: transactions, meter values, wishes, grid
-//!   commands, profile answers) and `now` in; `Action`s (profiles to send, reports) out; the plan
+//!   commands, profile answers, the learned forecast of arrivals) and `now` in; `Action`s (profiles to send, reports) out; the plan
 //!   as residents and operators see it (`PlanView`).
 //!
 //! Architecture invariant: no IO, no clock, no async, no tokio/sqlx/axum. Time is an argument
@@ -26,6 +26,20 @@
 //! departure with any shortfall shared max-min fairly, then the least cost at the local tariff,
 //! then the flattest load. Re-planned on every event that changes the picture and every
 //! `replan_interval`; slots aligned to `slot_minutes` in the community's time zone.
+//!
+//! # Forecast
+//!
+//! Planning only the cars plugged in fills the cheap valley with them, and the cars that arrive
+//! later find it full. Given a forecast learned from the community's history
+//! ([`Input::Forecast`], an `orderly_schedule::Forecast`: expected arrivals per day type and slot
+//! of day), every re-plan builds the engine's `Calendar` from its own slot 0 (the floor of now:
+//! its local slot of the day, and weekday or weekend for each local day the horizon touches,
+//! from slot 0's day on) and the engine adds the expected arrivals of the next day as *ghost*
+//! sessions (a fraction of a car each, minimum power 0) that compete with the real ones for
+//! capacity and price; only the real sessions get powers, and so profiles. A car plugged in early
+//! then takes some energy before the valley when the expected late arrivals would not all fit in
+//! it. Without a forecast (or with one that expects nobody) the plan is exactly what it was.
+//! The calendar assumes days of `1440 / slot_minutes` slots (no daylight-saving days).
 //!
 //! # Safety rule (Invariant S)
 //!
@@ -115,6 +129,8 @@ pub mod profile;
 
 pub use community::{ChargerSpec, CommunitySpec, RateUnit};
 pub use controller::{
-    Action, ControlError, Controller, ControllerConfig, Input, PlanView, ProfileOutcome, RequestId,
-    ResolvedWish, SessionView, WishSource,
+    Action, ControlError, Controller, ControllerConfig, ForecastView, Input, PlanView,
+    ProfileOutcome, RequestId, ResolvedWish, SessionView, WishSource,
 };
+/// The engine's forecast types, as [`Input::Forecast`] takes them.
+pub use orderly_schedule::{DayType, DaysObserved, Forecast, HistoricSession};

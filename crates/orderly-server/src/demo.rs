@@ -12,7 +12,11 @@
 //! - one virtual charge point per charger (`orderly_loadgen::virtual_cp`), replaying the Norway
 //!   sessions mapped onto the chargers by [`replay`]; when a car plugs in its resident states the
 //!   departure and energy wanted (`PUT /api/v1/transactions/{id}/wish`, the data gives both), and a
-//!   few cars per day ask for emergency fast charging.
+//!   few cars per day ask for emergency fast charging;
+//! - history: the sessions of the `--forecast-days` (default 28) days before `--from`, mapped the
+//!   same way, written into the fresh database as completed transactions of the demo's chargers
+//!   before the replay, so the community's controller learns its forecast of arrivals from them
+//!   through the server's real path (`control::forecast`); `--forecast-days 0` runs without.
 //!
 //! Every `--every` real seconds it prints one line ([`summary`]): protocol time, load against
 //! capacity, cars plugged and charging, energy, cost, the peak so far against capacity, and the
@@ -98,6 +102,11 @@ pub struct DemoArgs {
     /// Protocol seconds between a charger's MeterValues.
     #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
     pub meter_interval: f64,
+    /// Days of history the controller learns its forecast of arrivals from (`[control]
+    /// forecast_days`): the sessions of the days before --from are imported as completed
+    /// transactions of the demo's chargers before the replay starts. 0: no history, no forecast.
+    #[arg(long, default_value_t = 28, value_name = "DAYS")]
+    pub forecast_days: u32,
     /// Sessions CSV (Dataset 1 format) [default: data/norway-residential/sessions.csv].
     #[arg(long, value_name = "FILE")]
     pub sessions: Option<PathBuf>,
@@ -145,6 +154,9 @@ impl DemoArgs {
             && !(s.is_finite() && s > 0.0)
         {
             return bad("for-seconds", "a positive number of seconds", &s);
+        }
+        if self.forecast_days > 366 {
+            return bad("forecast-days", "between 0 and 366", &self.forecast_days);
         }
         if !(1..=366).contains(&self.days) {
             return bad("days", "between 1 and 366", &self.days);
@@ -207,12 +219,13 @@ fn charger_ids(n: usize) -> Vec<String> {
 /// Controller tunables for an accelerated day. The defaults are sized for real time; at 1440×
 /// a 60 s re-plan would come every 42 real ms and a 300 s profile would expire 5 times a second,
 /// so the demo re-plans every 5 protocol minutes (0.2 s real) and sends profiles valid for 20.
-fn demo_control() -> ControlSettings {
+fn demo_control(forecast_days: u32) -> ControlSettings {
     ControlSettings {
         slot_minutes: 15,
         replan_interval_secs: 300,
         profile_validity_secs: 1200,
         retry_after_secs: 60,
+        forecast_days,
     }
 }
 
@@ -240,9 +253,26 @@ pub async fn run(
         tz: tz.clone(),
         car_kw: args.car_kw,
     };
-    let replay = tokio::task::spawn_blocking(move || replay::read(&spec, &sessions, &users))
-        .await
-        .context("reading the sessions failed")??;
+    // The history: the same mapping one day more than `forecast_days` before (so the window of
+    // whole local days the controller learns from is covered from its first midnight on).
+    let history_spec = (args.forecast_days > 0).then(|| {
+        let back = jiff::Span::new().days(i64::from(args.forecast_days) + 1);
+        ReplaySpec {
+            from: args.from.checked_sub(back).unwrap_or(args.from),
+            days: args.forecast_days + 1,
+            demo_day: demo_day.checked_sub(back).unwrap_or(demo_day),
+            ..spec.clone()
+        }
+    });
+    let (replay, history) = tokio::task::spawn_blocking(move || {
+        let replay = replay::read(&spec, &sessions, &users)?;
+        let history = history_spec
+            .map(|h| replay::read(&h, &sessions, &users))
+            .transpose()?;
+        Ok::<_, orderly_sim::error::DataError>((replay, history))
+    })
+    .await
+    .context("reading the sessions failed")??;
     let tariff = orderly_sim::tariff::Tariff::read(&orderly_sim::default_data_file(
         "tariffs/beijing-ev-tou-2016.json",
     ))?;
@@ -275,7 +305,7 @@ pub async fn run(
         data_dir: data_dir.path.clone(),
         clock_speed: args.speed,
         clock_start: Some(replay.start),
-        control: demo_control(),
+        control: demo_control(args.forecast_days),
         ..Config::default()
     };
     let opened = crate::open(config).await?;
@@ -291,7 +321,24 @@ pub async fn run(
                 .await?
         }
     };
+    let imported = match &history {
+        Some(history) => import_history(&state, &ids, history).await?,
+        None => 0,
+    };
     print_header(&args, &replay, &sizing, &reference, &token, addr, &data_dir);
+    let mut out = std::io::stdout().lock();
+    let _ = match &history {
+        Some(h) => writeln!(
+            out,
+            "  history: {imported} sessions of the {} days before {} imported as completed transactions; the controller learns its forecast of arrivals from the last {} days (--forecast-days)",
+            h.days, args.from, args.forecast_days
+        ),
+        None => writeln!(
+            out,
+            "  history: none (--forecast-days 0): the controller plans the cars plugged in only"
+        ),
+    };
+    drop(out);
 
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(crate::serve(listener, state.clone(), async move {
@@ -482,6 +529,37 @@ fn print_header(
         "  try: curl -H \"Authorization: Bearer {token}\" http://{addr}/api/v1/communities/{COMMUNITY}/plan"
     );
     let _ = out.flush();
+}
+
+/// Write the history's visits into the store as completed transactions of the demo's chargers
+/// (meter registers counting up per charger), for the controller's forecast. Returns how many.
+async fn import_history(
+    state: &crate::AppState,
+    ids: &[String],
+    history: &Replay,
+) -> anyhow::Result<usize> {
+    let mut rows = Vec::with_capacity(history.visit_count());
+    for (id, visits) in ids.iter().zip(&history.chargers) {
+        let charger = ChargePointId::parse(id.clone())?;
+        let mut register_wh: i64 = 0;
+        for v in visits {
+            let wh = (v.energy_kwh * 1000.0).round() as i64;
+            rows.push(orderly_store::HistoricTransaction {
+                charger_id: charger.clone(),
+                connector_id: 1,
+                id_tag: IdTag::parse(v.id_tag.clone())?,
+                meter_start_wh: register_wh,
+                meter_stop_wh: register_wh + wh,
+                started_at: v.arrival,
+                stopped_at: v.departure,
+            });
+            register_wh += wh;
+        }
+    }
+    Ok(state
+        .store()
+        .import_transactions(rows, Timestamp::now())
+        .await?)
 }
 
 /// Register the chargers and id tags, then create the community and attach the chargers through

@@ -90,6 +90,33 @@ pub struct FinishedSession {
     pub energy_wh: i64,
 }
 
+/// A completed transaction of a community's charger (start and stop both known), as the
+/// forecast of arrivals learns from it ([`Store::completed_transactions`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompletedTransaction {
+    pub transaction_id: TransactionId,
+    pub charger_id: ChargePointId,
+    pub connector_id: Option<i32>,
+    pub started_at: Timestamp,
+    pub stopped_at: Timestamp,
+    /// meter stop − meter start (kWh), as recorded: the reader judges plausibility (it may be
+    /// negative, or the stop before the start, in data imported or sent by a faulty charger).
+    pub energy_kwh: f64,
+}
+
+/// A transaction that happened elsewhere (an earlier system, a data set), imported as history
+/// with [`Store::import_transactions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoricTransaction {
+    pub charger_id: ChargePointId,
+    pub connector_id: i32,
+    pub id_tag: IdTag,
+    pub meter_start_wh: i64,
+    pub meter_stop_wh: i64,
+    pub started_at: Timestamp,
+    pub stopped_at: Timestamp,
+}
+
 /// "limit" (stay at or below kw) or "reduce" (kw below the baseline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -175,6 +202,10 @@ pub(crate) enum LoopOp {
     },
     PutWish {
         wish: WishRecord,
+    },
+    ImportTransactions {
+        rows: Vec<HistoricTransaction>,
+        now: Timestamp,
     },
     PutWishDefaults {
         defaults: WishDefaults,
@@ -368,6 +399,52 @@ impl LoopOp {
                     .execute(&mut *conn)
                     .await?;
                 Ok(Ok(Outcome::Flag(r.rows_affected() > 0)))
+            }
+            LoopOp::ImportTransactions { rows, now } => {
+                if let Some(r) = rows.iter().find(|r| r.connector_id < 1) {
+                    return Ok(Err(StoreError::Invalid {
+                        field: "connector_id",
+                        reason: format!(
+                            "{}: must be 1 or more, not {}",
+                            r.charger_id, r.connector_id
+                        ),
+                    }));
+                }
+                if rows.is_empty() {
+                    return Ok(Ok(Outcome::Id(0)));
+                }
+                let first = take_ids(conn, "transactions", rows.len() as i64).await?;
+                if i32::try_from(first + rows.len() as i64).is_err() {
+                    return Ok(Err(StoreError::Invalid {
+                        field: "transactionId",
+                        reason: "the id sequence passed i32::MAX".into(),
+                    }));
+                }
+                let mut imported = 0;
+                for (k, r) in rows.iter().enumerate() {
+                    // A row already stored (same start identity as a StartTransaction replay)
+                    // is kept as it is: importing twice imports once.
+                    let done = sqlx::query(
+                        "INSERT INTO transactions (id, charger_id, connector_id, id_tag, \
+                         id_tag_status, meter_start_wh, started_at_ms, meter_stop_wh, \
+                         stopped_at_ms, stop_reason, origin, created_at_ms) \
+                         VALUES ($1, $2, $3, $4, 'Accepted', $5, $6, $7, $8, 'Imported', \
+                         'start', $9) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(first + k as i64)
+                    .bind(r.charger_id.as_str())
+                    .bind(i64::from(r.connector_id))
+                    .bind(r.id_tag.as_str())
+                    .bind(r.meter_start_wh)
+                    .bind(ms(r.started_at))
+                    .bind(r.meter_stop_wh)
+                    .bind(ms(r.stopped_at))
+                    .bind(ms(*now))
+                    .execute(&mut *conn)
+                    .await?;
+                    imported += done.rows_affected() as i64;
+                }
+                Ok(Ok(Outcome::Id(imported)))
             }
             LoopOp::PutWish { wish } => {
                 sqlx::query("DELETE FROM transaction_wishes WHERE transaction_id = $1")
@@ -810,6 +887,67 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The completed transactions (start, stop and both meter readings known) of the chargers
+    /// now in `community_id` that started in `[from, to)`, by start time.
+    pub async fn completed_transactions(
+        &self,
+        community_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<CompletedTransaction>> {
+        type Row = (i64, String, Option<i64>, i64, i64, i64, i64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT t.id, t.charger_id, t.connector_id, t.started_at_ms, t.stopped_at_ms, \
+             t.meter_start_wh, t.meter_stop_wh \
+             FROM transactions t JOIN charger_electrical e ON e.charger_id = t.charger_id \
+             WHERE e.community_id = $1 AND t.started_at_ms >= $2 AND t.started_at_ms < $3 \
+             AND t.stopped_at_ms IS NOT NULL AND t.meter_start_wh IS NOT NULL \
+             AND t.meter_stop_wh IS NOT NULL ORDER BY t.started_at_ms, t.id",
+        )
+        .bind(community_id)
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(id, charger, connector, start, stop, m0, m1)| {
+                let at =
+                    |col: &str, v: i64| Timestamp::from_millisecond(v).map_err(|e| corrupt(col, e));
+                Ok(CompletedTransaction {
+                    transaction_id: TransactionId(i32::try_from(id).map_err(|e| corrupt("id", e))?),
+                    charger_id: ChargePointId::parse(charger)
+                        .map_err(|e| corrupt("charger_id", e))?,
+                    connector_id: connector
+                        .map(i32::try_from)
+                        .transpose()
+                        .map_err(|e| corrupt("connector_id", e))?,
+                    started_at: at("started_at_ms", start)?,
+                    stopped_at: at("stopped_at_ms", stop)?,
+                    energy_kwh: (m1 - m0) as f64 / 1000.0,
+                })
+            })
+            .collect()
+    }
+
+    /// Records transactions that happened elsewhere as completed ones (origin `start`, tag status
+    /// Accepted, stop reason `Imported`), in one database transaction, with fresh ids; a row whose
+    /// start (charger, connector, tag, meter start, time) is already stored is skipped. Nothing is
+    /// checked beyond the connector (≥ 1): history is recorded as given. Returns how many rows
+    /// were added.
+    pub async fn import_transactions(
+        &self,
+        rows: Vec<HistoricTransaction>,
+        now: Timestamp,
+    ) -> Result<usize> {
+        match self
+            .loop_write(LoopOp::ImportTransactions { rows, now })
+            .await?
+        {
+            Outcome::Id(n) => Ok(n as usize),
+            other => Err(unexpected(other)),
+        }
     }
 
     // ----- grid commands --------------------------------------------------------------------

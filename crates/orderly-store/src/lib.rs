@@ -92,8 +92,9 @@ use sqlx::pool::PoolOptions;
 use sqlx::{Any, AssertSqlSafe, Executor};
 
 pub use closed_loop::{
-    ChargerElectrical, CommunityRecord, ComplianceEvent, FinishedSession, GridCommandKind,
-    GridCommandRecord, NewGridCommand, WishDefaults, WishRecord,
+    ChargerElectrical, CommunityRecord, CompletedTransaction, ComplianceEvent, FinishedSession,
+    GridCommandKind, GridCommandRecord, HistoricTransaction, NewGridCommand, WishDefaults,
+    WishRecord,
 };
 pub use error::{Result, StoreError};
 pub use notifications::{NewNotification, Notification, NotificationFilter};

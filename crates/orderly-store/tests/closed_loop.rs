@@ -394,3 +394,132 @@ async fn grid_commands_and_compliance() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn completed_transactions_of_a_community_in_a_range() {
+    each_backend(|url| async move {
+        let store = Store::open(&url).await.unwrap();
+        store
+            .put_community(community("c1", 250.0), t(NOW))
+            .await
+            .unwrap();
+        store
+            .put_community(community("c2", 250.0), t(NOW))
+            .await
+            .unwrap();
+        for (id, c) in [("A1", "c1"), ("A2", "c1"), ("B1", "c2")] {
+            register(&store, id).await;
+            store.attach_charger(attrs(id, c), t(NOW)).await.unwrap();
+        }
+        let row = |charger: &str, start: &str, stop: &str, m0: i64, m1: i64| HistoricTransaction {
+            charger_id: cp(charger),
+            connector_id: 1,
+            id_tag: tag("TAG1"),
+            meter_start_wh: m0,
+            meter_stop_wh: m1,
+            started_at: t(start),
+            stopped_at: t(stop),
+        };
+        let rows = vec![
+            row(
+                "A1",
+                "2026-11-20T10:00:00Z",
+                "2026-11-20T14:00:00Z",
+                1_000,
+                13_500,
+            ),
+            row(
+                "A2",
+                "2026-11-21T10:00:00Z",
+                "2026-11-21T12:00:00Z",
+                0,
+                5_000,
+            ),
+            // Implausible rows are recorded as given; the reader judges them.
+            row(
+                "A2",
+                "2026-11-22T10:00:00Z",
+                "2026-11-22T09:00:00Z",
+                5_000,
+                4_000,
+            ),
+            // Another community's charger, and one before the range.
+            row(
+                "B1",
+                "2026-11-21T10:00:00Z",
+                "2026-11-21T12:00:00Z",
+                0,
+                5_000,
+            ),
+            row(
+                "A1",
+                "2026-11-01T10:00:00Z",
+                "2026-11-01T12:00:00Z",
+                0,
+                5_000,
+            ),
+        ];
+        assert_eq!(
+            store
+                .import_transactions(rows.clone(), t(NOW))
+                .await
+                .unwrap(),
+            5
+        );
+        // Importing again adds nothing.
+        assert_eq!(store.import_transactions(rows, t(NOW)).await.unwrap(), 0);
+        let bad = vec![HistoricTransaction {
+            connector_id: 0,
+            ..row("A1", "2026-11-23T10:00:00Z", "2026-11-23T12:00:00Z", 0, 1)
+        }];
+        assert!(matches!(
+            store.import_transactions(bad, t(NOW)).await,
+            Err(StoreError::Invalid { .. })
+        ));
+        // A running transaction (no stop yet) of the community is not completed.
+        store
+            .start_transaction(
+                StartTransaction {
+                    charger_id: cp("A1"),
+                    connector_id: 1,
+                    id_tag: tag("TAG1"),
+                    meter_start_wh: 20_000,
+                    timestamp: t("2026-11-25T10:00:00Z"),
+                    reservation_id: None,
+                },
+                t(NOW),
+            )
+            .await
+            .unwrap();
+        let got = store
+            .completed_transactions("c1", t("2026-11-10T00:00:00Z"), t(NOW))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0].charger_id, cp("A1"));
+        assert_eq!(got[0].connector_id, Some(1));
+        assert_eq!(got[0].started_at, t("2026-11-20T10:00:00Z"));
+        assert_eq!(got[0].stopped_at, t("2026-11-20T14:00:00Z"));
+        assert!((got[0].energy_kwh - 12.5).abs() < 1e-9);
+        assert_eq!(got[1].charger_id, cp("A2"));
+        assert!((got[2].energy_kwh + 1.0).abs() < 1e-9);
+        assert!(got[2].stopped_at < got[2].started_at);
+        // The range's end is exclusive, its start inclusive.
+        let day = store
+            .completed_transactions("c1", t("2026-11-21T10:00:00Z"), t("2026-11-22T10:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(day.len(), 1);
+        assert_eq!(day[0].charger_id, cp("A2"));
+        assert_eq!(
+            store
+                .completed_transactions("c2", t("2026-11-10T00:00:00Z"), t(NOW))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        store.close().await;
+    })
+    .await;
+}

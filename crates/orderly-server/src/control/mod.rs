@@ -7,6 +7,8 @@
 //! - [`spec`]: validation of those settings, store records ⇄ `orderly_control::CommunitySpec`.
 //! - [`wish`]: resolving a session's wish (explicit → id-tag defaults → history → community).
 //! - [`task`]: the controller task of one community.
+//! - [`forecast`]: the community's expected arrivals, learned from its completed transactions
+//!   (`[control] forecast_days`) and handed to its controller.
 //! - [`rate_unit`]: a charger's rate unit (A or W), asked at boot before its profiles go out.
 //! - [`release`]: clearing the profiles of a charger that left its community.
 //! - [`Controllers`] (here): the running tasks, which community each charger belongs to, and
@@ -15,6 +17,7 @@
 //! The gateway never waits for a controller: inputs go over an unbounded channel, and a
 //! controller that is slow or gone costs the charger's answer nothing.
 
+pub mod forecast;
 pub mod rate_unit;
 pub mod release;
 pub mod settings;

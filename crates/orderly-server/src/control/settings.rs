@@ -12,6 +12,11 @@ pub struct ControlSettings {
     pub replan_interval_secs: u64,
     pub profile_validity_secs: u64,
     pub retry_after_secs: u64,
+    /// Learn the community's expected arrivals from its completed transactions of this many
+    /// days before today (at start, when its chargers change, and once a day), so that the
+    /// plan keeps room for the cars still to come (see `control::forecast`). 0: no forecast;
+    /// the plan sees only the cars plugged in.
+    pub forecast_days: u32,
 }
 
 impl Default for ControlSettings {
@@ -21,6 +26,7 @@ impl Default for ControlSettings {
             replan_interval_secs: 60,
             profile_validity_secs: 300,
             retry_after_secs: 30,
+            forecast_days: 28,
         }
     }
 }

@@ -51,8 +51,13 @@ struct Task {
     state: AppState,
     community: String,
     record: CommunityRecord,
+    /// The community as last handed to the controller (the forecast needs its chargers' ratings
+    /// and time zone).
+    spec: CommunitySpec,
     chargers: HashSet<ChargePointId>,
     controller: Controller,
+    /// When to learn the forecast again (None: `forecast_days` is 0).
+    next_forecast: Option<jiff::Timestamp>,
     /// Grid commands handed to the controller and not over, as last sent.
     commands: HashMap<CommandId, GridCommand>,
     /// To post charger answers back to ourselves without keeping the channel open.
@@ -78,7 +83,7 @@ pub async fn run(
     };
     let config = state.config().control.controller_config();
     let chargers = spec.chargers.iter().map(|c| c.id.clone()).collect();
-    let controller = match Controller::new(spec, config, clock.now()) {
+    let controller = match Controller::new(spec.clone(), config, clock.now()) {
         Ok(controller) => controller,
         Err(error) => {
             tracing::error!(%community, %error, "controller not started");
@@ -89,12 +94,15 @@ pub async fn run(
         state,
         community,
         record,
+        spec,
         chargers,
         controller,
+        next_forecast: None,
         commands: HashMap::new(),
         weak,
     };
     task.bootstrap().await;
+    task.learn_forecast().await;
     tracing::info!(community = %task.community, chargers = task.chargers.len(), "controller running");
     loop {
         task.dispatch();
@@ -112,6 +120,9 @@ pub async fn run(
             }
             () = sleep_until(&clock, deadline) => {
                 task.controller.handle_timeout(clock.now());
+            }
+            () = sleep_until(&clock, task.next_forecast) => {
+                task.learn_forecast().await;
             }
         }
     }
@@ -370,6 +381,8 @@ impl Task {
         };
         let spec = super::spec::community_spec(&record, &chargers);
         let now = self.now();
+        let changed = spec != self.spec;
+        self.spec = spec.clone();
         self.controller.handle(Input::Community(spec), now);
         let members: HashSet<ChargePointId> = chargers.into_iter().map(|c| c.charger_id).collect();
         // A charger attached while connected gets its profiles now, not at its next boot.
@@ -385,6 +398,76 @@ impl Task {
         self.chargers = members;
         self.record = record;
         self.sync_commands().await;
+        // Chargers joined or left (their history counts or no longer does), or the time zone
+        // or ratings changed: learn again, once the messages queued now are handled (attaching
+        // many chargers costs one learning, not one each).
+        if changed && self.next_forecast.is_some() {
+            self.next_forecast = Some(now);
+        }
+    }
+
+    /// Learn the forecast of arrivals from the community's completed transactions of the last
+    /// `forecast_days` days and hand it to the controller (see [`super::forecast`]); again in a
+    /// (protocol) day, or in an hour if the store did not answer.
+    async fn learn_forecast(&mut self) {
+        let settings = &self.state.config().control;
+        let days = settings.forecast_days;
+        if days == 0 {
+            self.next_forecast = None;
+            return;
+        }
+        let slot_minutes = settings.controller_config().slot_minutes;
+        let now = self.now();
+        let later = |secs: i64| now.checked_add(jiff::SignedDuration::from_secs(secs)).ok();
+        self.next_forecast = later(86_400);
+        let tz = match jiff::tz::TimeZone::get(&self.spec.timezone) {
+            Ok(tz) => tz,
+            Err(error) => {
+                tracing::error!(community = %self.community, %error, "forecast not learned: time zone");
+                return;
+            }
+        };
+        let Some((from, to)) = super::forecast::window(now, &tz, days) else {
+            return;
+        };
+        let rows = match self
+            .state
+            .store()
+            .completed_transactions(&self.community, from, to)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::error!(community = %self.community, %error, "forecast not learned: reading transactions failed; retried in an hour");
+                self.next_forecast = later(3600);
+                return;
+            }
+        };
+        match super::forecast::learn(&self.spec, slot_minutes, from, to, &rows) {
+            Ok(learned) => {
+                let [weekday, weekend] = &learned.forecast.arrivals;
+                tracing::info!(
+                    community = %self.community,
+                    days,
+                    weekdays = learned.days.weekdays,
+                    weekend_days = learned.days.weekend_days,
+                    sessions = learned.sessions,
+                    skipped = learned.skipped,
+                    weekday_ghosts = weekday.len(),
+                    weekend_ghosts = weekend.len(),
+                    weekday_kwh = weekday.iter().map(|g| g.energy_kwh).sum::<f64>(),
+                    "forecast of arrivals learned"
+                );
+                if learned.skipped > 0 {
+                    tracing::warn!(community = %self.community, skipped = learned.skipped, "forecast: implausible transactions skipped (negative energy, stop before start, more than the charger gives, or a charger no longer in the community)");
+                }
+                self.controller
+                    .handle(Input::Forecast(learned.forecast), now);
+            }
+            Err(error) => {
+                tracing::error!(community = %self.community, %error, "forecast not learned");
+            }
+        }
     }
 
     /// Carry out every pending action.

@@ -2,7 +2,7 @@
 //! (good and bad input, on every backend), and real controllers driving real OCPP charge points
 //! (a WebSocket client that answers the server's SetChargingProfile calls and keeps them).
 
-use super::{Backend, TestApp, WAIT, each_backend, spawn_app, user};
+use super::{Backend, TestApp, WAIT, each_backend, spawn_app, spawn_app_prepared, user};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use futures_util::{SinkExt, StreamExt};
 use orderly_server::control::CommunityConfig;
@@ -1054,6 +1054,163 @@ async fn residents_wish_for_their_own_sessions_and_aggregators_command_their_com
             )
             .await;
         assert_eq!(put.status, StatusCode::FORBIDDEN, "{:?}", put.body);
+        app.stop().await;
+    })
+    .await;
+}
+
+/// History written before the server starts: every day of the last two weeks a car came to CP1
+/// at 18:00 local for 10 hours and took 20 kWh; plus rows the forecast must skip.
+async fn write_history(store: orderly_store::Store) {
+    let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+    let today = jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date();
+    let cp1 = orderly_core::ChargePointId::parse("CP1").unwrap();
+    let tag = orderly_core::IdTag::parse("TAG1").unwrap();
+    let mut rows = Vec::new();
+    for d in 1..=14i64 {
+        let day = today.checked_sub(jiff::Span::new().days(d)).unwrap();
+        let start = day
+            .to_datetime(jiff::civil::Time::constant(18, 0, 0, 0))
+            .to_zoned_datetime(tz.clone())
+            .unwrap()
+            .timestamp();
+        let stop = start
+            .checked_add(jiff::SignedDuration::from_hours(10))
+            .unwrap();
+        rows.push(orderly_store::HistoricTransaction {
+            charger_id: cp1.clone(),
+            connector_id: 1,
+            id_tag: tag.clone(),
+            meter_start_wh: d * 100_000,
+            meter_stop_wh: d * 100_000 + 20_000,
+            started_at: start,
+            stopped_at: stop,
+        });
+        if d <= 2 {
+            // Implausible: the meter went backwards; the stop before the start.
+            rows.push(orderly_store::HistoricTransaction {
+                meter_start_wh: 50_000,
+                meter_stop_wh: 40_000,
+                started_at: start
+                    .checked_add(jiff::SignedDuration::from_mins(1))
+                    .unwrap(),
+                ..rows[rows.len() - 1].clone()
+            });
+            rows.push(orderly_store::HistoricTransaction {
+                meter_start_wh: 60_000,
+                meter_stop_wh: 61_000,
+                started_at: start
+                    .checked_add(jiff::SignedDuration::from_mins(2))
+                    .unwrap(),
+                stopped_at: start,
+                ..rows[rows.len() - 1].clone()
+            });
+        }
+    }
+    assert_eq!(
+        store
+            .import_transactions(rows, jiff::Timestamp::now())
+            .await
+            .unwrap(),
+        18
+    );
+}
+
+fn garden_with_cp1() -> CommunityConfig {
+    CommunityConfig {
+        id: "c1".into(),
+        name: None,
+        rating_kva: 100.0,
+        power_factor: 1.0,
+        base_load_kw: BaseLoad::Flat(0.0),
+        timezone: None,
+        tariff_cny_per_kwh: None,
+        emergency_price_cny_per_kwh: None,
+        max_emergencies: None,
+        default_stay_hours: None,
+        default_energy_kwh: None,
+        community_meter: None,
+        chargers: vec![ChargerConfig {
+            id: "CP1".into(),
+            phases: 1,
+            voltage_v: 220.0,
+            max_current_a: 32.0,
+            min_current_a: 6.0,
+            rate_unit: RateUnitSetting::Amperes,
+        }],
+    }
+}
+
+#[tokio::test]
+async fn the_controller_learns_its_forecast_from_the_stored_history() {
+    each_backend(|backend| async move {
+        let app = spawn_app_prepared(
+            backend,
+            |config| {
+                config.communities = vec![garden_with_cp1()];
+                config.control.forecast_days = 28;
+            },
+            write_history,
+        )
+        .await;
+        app.add_tag("TAG1", "Accepted", None).await;
+        // Learned at start: one car a day at 18:00 (14 of the 28 days), the bad rows skipped.
+        let plan = plan_where(&app, "a forecast", |p| !p["forecast"].is_null()).await;
+        let f = &plan["forecast"];
+        let ghosts = f["weekday_ghosts"].as_u64().unwrap() + f["weekend_ghosts"].as_u64().unwrap();
+        assert!(ghosts >= 1, "{f}");
+        let kwh = f["weekday_kwh"].as_f64().unwrap() + f["weekend_kwh"].as_f64().unwrap();
+        // 20 kWh on 14 of 28 days: about 10 kWh a day of either type (the split of the 14 days
+        // between weekdays and weekend days varies with today's weekday).
+        assert!(kwh > 10.0 && kwh < 30.0, "{f}");
+        assert_eq!(
+            plan["ghost_sessions"], 0,
+            "no car plugged in: nothing planned"
+        );
+
+        // A car plugged in: the re-plan adds the expected arrivals of the next 24 hours, which
+        // are not sessions: CP1's profiles are for its own transaction only.
+        let mut cp = LoopCp::connect(&app, "CP1").await;
+        cp.boot().await;
+        let tx = cp.start(1, "TAG1", 0).await;
+        let plan = plan_where(&app, "ghost sessions", |p| {
+            p["ghost_sessions"].as_u64().unwrap_or(0) > 0
+        })
+        .await;
+        let sessions = plan["sessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), 1, "{plan:#}");
+        assert_eq!(sessions[0]["transaction_id"], tx);
+        cp.profile_where("TxProfile", |p| purpose(p) == "TxProfile")
+            .await;
+        for p in &cp.profiles {
+            if purpose(p) == "TxProfile" {
+                assert_eq!(p["transactionId"], tx, "{p}");
+            }
+        }
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forecast_days_zero_learns_nothing() {
+    each_backend(|backend| async move {
+        let app = spawn_app_prepared(
+            backend,
+            |config| {
+                config.communities = vec![garden_with_cp1()];
+                config.control.forecast_days = 0;
+            },
+            write_history,
+        )
+        .await;
+        app.add_tag("TAG1", "Accepted", None).await;
+        let mut cp = LoopCp::connect(&app, "CP1").await;
+        cp.boot().await;
+        let tx = cp.start(1, "TAG1", 0).await;
+        let plan = plan_where(&app, "the session", |p| session(p, tx).is_some()).await;
+        assert!(plan["forecast"].is_null(), "{plan:#}");
+        assert_eq!(plan["ghost_sessions"], 0);
         app.stop().await;
     })
     .await;

@@ -152,6 +152,20 @@ pub struct TestApp {
 
 /// Start the server on `127.0.0.1:0` over a fresh database; `customize` adjusts the config.
 pub async fn spawn_app(backend: Backend, customize: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_prepared(backend, customize, |_| async {}).await
+}
+
+/// As [`spawn_app`], with `prepare` writing to the fresh (migrated) database before the server
+/// opens it (e.g. history the server reads at start).
+pub async fn spawn_app_prepared<P, Fut>(
+    backend: Backend,
+    customize: impl FnOnce(&mut Config),
+    prepare: P,
+) -> TestApp
+where
+    P: FnOnce(orderly_store::Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -171,6 +185,11 @@ pub async fn spawn_app(backend: Backend, customize: impl FnOnce(&mut Config)) ->
         postgres_database = Some((admin_url, name));
     }
     customize(&mut config);
+    let store = orderly_server::open_store(&config)
+        .await
+        .expect("open the test database");
+    prepare(store.clone()).await;
+    store.close().await;
     let (addr, opened, shutdown, server) = start(config.clone()).await;
     let token = opened.expect("a fresh database creates the admin token");
     TestApp {
