@@ -249,9 +249,9 @@ pub struct AttachDto {
     pub community: String,
     /// 1 or 3 (default 1).
     pub phases: Option<u8>,
-    /// Default 220 V.
+    /// Default 220 V; at most 1,000.
     pub voltage_v: Option<f64>,
-    /// Default 32 A.
+    /// Default 32 A; at most 1,000.
     pub max_current_a: Option<f64>,
     /// Default 6 A.
     pub min_current_a: Option<f64>,

@@ -68,6 +68,17 @@ fn positive(field: &str, v: f64) -> Result<f64, String> {
     }
 }
 
+/// Greater than 0 and at most `max` (a bound on what a charger can be, so that derived figures
+/// such as its power stay finite).
+fn in_range(field: &str, v: f64, max: f64) -> Result<f64, String> {
+    let v = positive(field, v)?;
+    if v <= max {
+        Ok(v)
+    } else {
+        Err(format!("{field}: must be at most {max}"))
+    }
+}
+
 fn non_negative(field: &str, v: f64) -> Result<f64, String> {
     if finite(field, v)? >= 0.0 {
         Ok(v)
@@ -171,6 +182,11 @@ pub fn community_record(
 }
 
 /// Validates a charger's electrical settings and turns them into the record to store.
+/// Largest `voltage_v` a charger may be given.
+pub const MAX_VOLTAGE_V: f64 = 1000.0;
+/// Largest `max_current_a` a charger may be given.
+pub const MAX_CURRENT_A: f64 = 1000.0;
+
 pub fn charger_record(
     charger: &ChargePointId,
     community: &str,
@@ -179,8 +195,9 @@ pub fn charger_record(
     if !matches!(s.phases, 1 | 3) {
         return Err(format!("phases: must be 1 or 3, not {}", s.phases));
     }
-    let voltage_v = positive("voltage_v", s.voltage_v)?;
-    let max_current_a = positive("max_current_a", s.max_current_a)?;
+    // 1,000 V and 1,000 A bound every charger, AC (≤ 400 V, ≤ 63 A) or DC (≤ 1,000 V, ≤ 600 A).
+    let voltage_v = in_range("voltage_v", s.voltage_v, MAX_VOLTAGE_V)?;
+    let max_current_a = in_range("max_current_a", s.max_current_a, MAX_CURRENT_A)?;
     let min_current_a = non_negative("min_current_a", s.min_current_a)?;
     if min_current_a > max_current_a {
         return Err("min_current_a: must not exceed max_current_a".into());
@@ -241,5 +258,55 @@ mod tests {
         assert_eq!(t[8], 0.6950);
         assert_eq!(t[19], 1.0044);
         assert_eq!(t[23], 0.3946);
+    }
+
+    #[test]
+    fn absurd_electrical_facts_are_refused_naming_the_field() {
+        let id = ChargePointId::parse("CP1").unwrap();
+        let ok = ChargerElectricalSettings {
+            phases: 3,
+            voltage_v: 230.0,
+            max_current_a: 32.0,
+            min_current_a: 6.0,
+            rate_unit: Default::default(),
+        };
+        let power = |s: &ChargerElectricalSettings| {
+            let r = charger_record(&id, "c", s).unwrap();
+            r.voltage_v * r.max_current_a * f64::from(r.phases) / 1000.0
+        };
+        assert!((power(&ok) - 22.08).abs() < 1e-9);
+        // Found by schemathesis: f64::MAX amperes gave an infinite power, served as null.
+        for (s, field) in [
+            (
+                ChargerElectricalSettings {
+                    max_current_a: f64::MAX,
+                    ..ok.clone()
+                },
+                "max_current_a",
+            ),
+            (
+                ChargerElectricalSettings {
+                    max_current_a: 1000.5,
+                    ..ok.clone()
+                },
+                "max_current_a",
+            ),
+            (
+                ChargerElectricalSettings {
+                    voltage_v: 1e300,
+                    ..ok.clone()
+                },
+                "voltage_v",
+            ),
+        ] {
+            let err = charger_record(&id, "c", &s).unwrap_err();
+            assert!(err.starts_with(field), "{err}");
+        }
+        let edge = ChargerElectricalSettings {
+            voltage_v: MAX_VOLTAGE_V,
+            max_current_a: MAX_CURRENT_A,
+            ..ok
+        };
+        assert!(power(&edge).is_finite());
     }
 }
