@@ -616,6 +616,15 @@ pub struct Controller {
     last_problem: Option<Problem>,
 }
 
+/// The forecast's kind of a local date: Saturday and Sunday are weekend days. The one rule for
+/// both learning a forecast (the server) and placing it (the re-plans).
+pub fn day_type(date: jiff::civil::Date) -> DayType {
+    match date.weekday() {
+        jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday => DayType::Weekend,
+        _ => DayType::Weekday,
+    }
+}
+
 fn secs(t: Timestamp) -> i64 {
     t.as_second()
 }
@@ -1481,12 +1490,7 @@ impl Controller {
                 let date = first
                     .checked_add(jiff::Span::new().days(d as i64))
                     .unwrap_or(first);
-                match date.weekday() {
-                    jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday => {
-                        DayType::Weekend
-                    }
-                    _ => DayType::Weekday,
-                }
+                day_type(date)
             })
             .collect();
         OnlinePlanner::new(

@@ -130,7 +130,7 @@ pub mod profile;
 pub use community::{ChargerSpec, CommunitySpec, RateUnit};
 pub use controller::{
     Action, ControlError, Controller, ControllerConfig, ForecastView, Input, PlanView,
-    ProfileOutcome, RequestId, ResolvedWish, SessionView, WishSource,
+    ProfileOutcome, RequestId, ResolvedWish, SessionView, WishSource, day_type,
 };
 /// The engine's forecast types, as [`Input::Forecast`] takes them.
 pub use orderly_schedule::{DayType, DaysObserved, Forecast, HistoricSession};

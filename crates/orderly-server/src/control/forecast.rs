@@ -14,7 +14,7 @@
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
-use orderly_control::{CommunitySpec, DayType, DaysObserved, Forecast, HistoricSession};
+use orderly_control::{CommunitySpec, DayType, DaysObserved, Forecast, HistoricSession, day_type};
 use orderly_core::ChargePointId;
 use orderly_store::CompletedTransaction;
 use std::collections::HashMap;
@@ -40,13 +40,6 @@ pub fn window(now: Timestamp, tz: &TimeZone, days: u32) -> Option<(Timestamp, Ti
         .to_zoned_datetime(tz.clone())
         .ok()?;
     Some((from.timestamp(), to.timestamp()))
-}
-
-fn day_type(date: jiff::civil::Date) -> DayType {
-    match date.weekday() {
-        jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday => DayType::Weekend,
-        _ => DayType::Weekday,
-    }
 }
 
 /// Learn the forecast of `spec`'s community from `rows` (its completed transactions that started
