@@ -2,7 +2,7 @@
 //! cadence, on every busy Norway location at each capacity fraction; energy and cost relative
 //! to the offline optimum. Shows what the guard buys and what it costs (docs/bench-schedule.md).
 //!
-//!     cargo run --release -p orderly-sim --example online_variants -- --guard-z 2 --every-slot
+//!     cargo run --release -p orderly-sim --example online_variants -- --guard-z 2 [--at-events]
 //!
 //! With `--weeks N`, the same for N consecutive windows from `--from` (each `--days` long),
 //! skipping a location's windows with fewer than `--min-sessions` sessions, then the totals per
@@ -26,12 +26,16 @@ struct Cli {
     /// Feasibility guard: busy scenario at mean + this many sd (negative: off, the default).
     #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
     guard_z: f64,
-    /// Re-plan at every slot, as the controller does (every 60 s), instead of only at events.
+    /// Re-plan only at events (arrivals, departures, measured ≠ planned) instead of at every
+    /// slot as the `online` policy and the controller do.
     #[arg(long)]
-    every_slot: bool,
+    at_events: bool,
     /// Multiplier on the forecast's energy and power (`OnlineConfig::forecast_scale`).
     #[arg(long, default_value_t = 1.0)]
     forecast_scale: f64,
+    /// Also print the energy each policy bought at each price (kWh per CNY/kWh level).
+    #[arg(long)]
+    by_price: bool,
     /// Consecutive windows to run, from `--from`.
     #[arg(long, default_value_t = 1)]
     weeks: u32,
@@ -61,10 +65,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "guard_z {}, forecast scale {}, re-plan {}",
         cli.guard_z,
         cli.forecast_scale,
-        if cli.every_slot {
-            "every slot"
-        } else {
+        if cli.at_events {
             "at events"
+        } else {
+            "every slot"
         }
     );
     println!(
@@ -88,7 +92,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 let none = vec![None; sc.sessions.len()];
                 let (opt, _) = simulate(&sc, none.clone(), Policy::OfflineOptimal)?;
-                let m = run_online(&sc, &cli, none)?;
+                let (m, online_load) = run_online(&sc, &cli, none.clone())?;
+                if cli.by_price {
+                    let mut plant = Plant::new(&sc, none);
+                    engine::offline(&mut plant)?;
+                    let h = sc.slot_hours();
+                    let mut levels: std::collections::BTreeMap<String, [f64; 2]> =
+                        Default::default();
+                    for (t, price) in sc.price.iter().enumerate() {
+                        let e = levels.entry(format!("{price:.4}")).or_default();
+                        e[0] += plant.load_kw[t] * h;
+                        e[1] += online_load[t] * h;
+                    }
+                    for (price, [off, on]) in levels {
+                        println!(
+                            "  {location} {fraction:.2} price {price}: offline {off:.1} kWh, online {on:.1} kWh"
+                        );
+                    }
+                }
                 let energy = m.energy_delivered_kwh / opt.energy_delivered_kwh;
                 let cost = m.cost_cny / opt.cost_cny;
                 println!(
@@ -135,12 +156,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The online policy over the scenario, re-planned at events or at every slot.
+/// The online policy over the scenario, re-planned at every slot or at events; also returns
+/// the load per slot.
 fn run_online(
     sc: &orderly_sim::Scenario,
     cli: &Cli,
     none: Vec<Option<orderly_schedule::V2g>>,
-) -> Result<Metrics, Box<dyn std::error::Error>> {
+) -> Result<(Metrics, Vec<f64>), Box<dyn std::error::Error>> {
     let config = OnlineConfig {
         guard_z: cli.guard_z,
         forecast_scale: cli.forecast_scale,
@@ -148,23 +170,14 @@ fn run_online(
     };
     let planner = engine::online_planner_with(sc, config)?;
     let mut plant = Plant::new(sc, none);
-    let times = if cli.every_slot {
-        let mut times = Vec::new();
-        for now in 0..sc.n_slots {
-            let problem = engine::problem_now(&plant, now);
-            if problem.sessions.is_empty() {
-                continue;
-            }
-            let began = std::time::Instant::now();
-            let plan = planner.plan(now, &problem)?;
-            times.push(began.elapsed().as_secs_f64() * 1e3);
-            for s in plan.sessions {
-                plant.apply(now, s.id as usize, s.power_kw[now]);
-            }
-        }
-        times
+    let replan = if cli.at_events {
+        engine::Replan::AtEvents
     } else {
-        engine::receding_horizon(&mut plant, |now, p| planner.plan(now, p))?
+        engine::Replan::EverySlot
     };
-    Ok(Metrics::measure("online", &plant, &times))
+    let times = engine::receding_horizon(&mut plant, replan, |now, p| planner.plan(now, p))?;
+    Ok((
+        Metrics::measure("online", &plant, &times),
+        plant.load_kw.clone(),
+    ))
 }

@@ -86,8 +86,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Forecast-free receding horizon: the offline solver on the cars plugged in now,
             // re-run at each event. Shows what the online planner's forecast is for.
             let mut plant = Plant::new(&scenario, none.clone());
-            let times =
-                engine::receding_horizon(&mut plant, |_, p| orderly_schedule::solve_offline(p))?;
+            let times = engine::receding_horizon(&mut plant, engine::Replan::AtEvents, |_, p| {
+                orderly_schedule::solve_offline(p)
+            })?;
             rows.push((
                 "mpc without forecast".to_owned(),
                 Metrics::measure("mpc", &plant, &times),

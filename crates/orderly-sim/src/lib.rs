@@ -42,7 +42,8 @@ pub enum Policy {
     Edf,
     /// Least laxity first within the capacity (acnportal's LLF).
     Llf,
-    /// The engine's online planner, re-planning on each event with a forecast from history.
+    /// The engine's online planner, re-planning at every slot with a car plugged in (as the
+    /// server's controller does), with a forecast from history.
     Online,
     /// The engine's offline optimum with every session known in advance (the yardstick).
     OfflineOptimal,

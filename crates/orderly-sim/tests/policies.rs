@@ -217,8 +217,10 @@ fn policies_keep_their_invariants_on_real_weeks() {
         // forecast-free planner: within the capacity and the cars' limits, never better than
         // the optimum.
         let mut plant = Plant::new(&sc, none.clone());
-        let times = engine::receding_horizon(&mut plant, |_, p| orderly_schedule::solve_offline(p))
-            .unwrap();
+        let times = engine::receding_horizon(&mut plant, engine::Replan::AtEvents, |_, p| {
+            orderly_schedule::solve_offline(p)
+        })
+        .unwrap();
         let mpc = Metrics::measure("mpc", &plant, &times);
         check_car_limits(&plant, mpc.energy_requested_kwh, mpc.energy_delivered_kwh);
         assert_eq!(mpc.slots_over_capacity, 0, "{location}");

@@ -68,27 +68,34 @@ fn offline_v2g_trades_without_breaking_floors_or_targets() {
 /// broken. (Fast enough in a debug build because the workspace optimises the engine crates.)
 #[test]
 fn online_v2g_leaves_no_car_worse_off_when_capacity_is_scarce() {
-    for location in ["OSL_S", "TRO_R"] {
-        let args = real_args(location, "2019-11-04", 7, 0.15);
-        let inputs = Inputs::read(&args).unwrap();
-        let sc = inputs.scenario(args.window()).unwrap();
-        let none = vec![None; sc.sessions.len()];
-        let (plain, without) = simulate(&sc, none, Policy::Online).unwrap();
-        let (with, plant) = simulate(&sc, inputs.v2g(&sc, 0.3).unwrap(), Policy::Online).unwrap();
-        assert_eq!(with.floor_violations, 0);
-        assert_eq!(with.slots_over_capacity, 0);
-        assert!(
-            with.cost_cny <= plain.cost_cny + 1e-6,
-            "{location}: {with:?} vs {plain:?}"
-        );
-        let tol = orderly_sim::metrics::FULLY_SERVED_TOLERANCE_KWH;
-        for i in (0..sc.sessions.len()).filter(|&i| plant.v2g[i].is_some()) {
-            assert!(
-                plant.delivered_kwh(i) >= without.delivered_kwh(i) - tol,
-                "{location}: V2G car {i} got {} kWh, {} without V2G",
-                plant.delivered_kwh(i),
-                without.delivered_kwh(i)
-            );
+    // The two weeks (four re-planned-every-slot replays) run side by side.
+    std::thread::scope(|scope| {
+        for location in ["OSL_S", "TRO_R"] {
+            scope.spawn(move || no_v2g_car_worse_off(location));
         }
+    });
+}
+
+fn no_v2g_car_worse_off(location: &str) {
+    let args = real_args(location, "2019-11-04", 7, 0.15);
+    let inputs = Inputs::read(&args).unwrap();
+    let sc = inputs.scenario(args.window()).unwrap();
+    let none = vec![None; sc.sessions.len()];
+    let (plain, without) = simulate(&sc, none, Policy::Online).unwrap();
+    let (with, plant) = simulate(&sc, inputs.v2g(&sc, 0.3).unwrap(), Policy::Online).unwrap();
+    assert_eq!(with.floor_violations, 0);
+    assert_eq!(with.slots_over_capacity, 0);
+    assert!(
+        with.cost_cny <= plain.cost_cny + 1e-6,
+        "{location}: {with:?} vs {plain:?}"
+    );
+    let tol = orderly_sim::metrics::FULLY_SERVED_TOLERANCE_KWH;
+    for i in (0..sc.sessions.len()).filter(|&i| plant.v2g[i].is_some()) {
+        assert!(
+            plant.delivered_kwh(i) >= without.delivered_kwh(i) - tol,
+            "{location}: V2G car {i} got {} kWh, {} without V2G",
+            plant.delivered_kwh(i),
+            without.delivered_kwh(i)
+        );
     }
 }
