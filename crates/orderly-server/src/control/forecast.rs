@@ -8,7 +8,9 @@
 //! becomes one `HistoricSession`: the type (weekday or weekend) of its local arrival day, its
 //! local arrival slot of the day, its stay in slots (rounded, at least 1), the energy it took
 //! (meter stop − meter start) and its charger's rated maximum power. Every day of the window
-//! counts for `DaysObserved`, with sessions or not. Rows that cannot be right (energy negative or
+//! from the first on which the community charged a car counts for `DaysObserved`, with
+//! sessions or not (a community younger than the window does not divide by days it did not
+//! have). Rows that cannot be right (energy negative or
 //! not finite, the stop before the start, more energy than the charger could give in the stay,
 //! a charger no longer in the community) are skipped and counted.
 
@@ -56,12 +58,31 @@ pub fn learn(
         spec.chargers.iter().map(|c| (&c.id, c.max_kw())).collect();
     let slot_secs = i64::from(slot_minutes.max(1)) * 60;
     let slots_per_day = (1440 / slot_minutes.max(1)) as usize;
-    // Days of the window by local date.
+    // Days of the window by local date, from the first day the community charged a car in it:
+    // a community younger than the window has not observed the days before it, and counting
+    // them would divide its expected arrivals by days it did not have (a 7-day-old community
+    // with a 28-day window would expect a quarter of its cars).
     let mut days = DaysObserved::default();
-    let (first, last) = (
+    let (window_first, last) = (
         from.to_zoned_datetime(tz.clone()).date(),
         to.to_zoned_datetime(tz.clone()).date(),
     );
+    let first_charged = rows
+        .iter()
+        .filter(|r| r.started_at >= from && r.started_at < to && max_kw.contains_key(&r.charger_id))
+        .map(|r| r.started_at)
+        .min()
+        .map(|t| t.to_zoned_datetime(tz.clone()).date());
+    let Some(first) = first_charged.map(|d| d.max(window_first)) else {
+        // Nothing charged in the window: nothing to learn, and no days observed.
+        let forecast = Forecast::learn(slot_minutes, days, &[]).map_err(|e| e.to_string())?;
+        return Ok(Learned {
+            forecast,
+            sessions: 0,
+            skipped: 0,
+            days,
+        });
+    };
     let mut d = first;
     while d < last {
         match day_type(d) {
@@ -166,6 +187,9 @@ mod tests {
         assert_eq!(from, "2026-11-18T16:00:00Z".parse().unwrap());
         assert_eq!(to, "2026-11-25T16:00:00Z".parse().unwrap());
         let rows = [
+            // Thursday 19 Nov, the window's first day, 08:00 local: the community charged
+            // from the start of the window, so all its days count.
+            row("CP1", "2026-11-19T00:00:00Z", "2026-11-19T01:00:00Z", 3.0),
             // Monday 23 Nov, 18:10 local, 10 h, 20 kWh.
             row("CP1", "2026-11-23T10:10:00Z", "2026-11-23T20:10:00Z", 20.0),
             // Saturday 21 Nov 09:00 local.
@@ -177,7 +201,7 @@ mod tests {
             row("GONE", "2026-11-22T10:00:00Z", "2026-11-22T12:00:00Z", 5.0),
         ];
         let learned = learn(&spec(), 15, from, to, &rows).unwrap();
-        assert_eq!((learned.sessions, learned.skipped), (2, 4));
+        assert_eq!((learned.sessions, learned.skipped), (3, 4));
         assert_eq!(
             learned.days,
             DaysObserved {
@@ -186,13 +210,46 @@ mod tests {
             }
         );
         let [weekday, weekend] = &learned.forecast.arrivals;
-        assert_eq!(weekday.len(), 1);
-        assert_eq!(weekday[0].arrival_slot_of_day, 72);
-        assert_eq!(weekday[0].duration_slots, 40);
-        assert!((weekday[0].energy_kwh - 20.0 / 5.0).abs() < 1e-9);
-        assert!((weekday[0].max_kw - 7.04 / 5.0).abs() < 1e-9);
+        assert_eq!(weekday.len(), 2);
+        assert_eq!(weekday[0].arrival_slot_of_day, 32);
+        assert!((weekday[0].energy_kwh - 3.0 / 5.0).abs() < 1e-9);
+        assert_eq!(weekday[1].arrival_slot_of_day, 72);
+        assert_eq!(weekday[1].duration_slots, 40);
+        assert!((weekday[1].energy_kwh - 20.0 / 5.0).abs() < 1e-9);
+        assert!((weekday[1].max_kw - 7.04 / 5.0).abs() < 1e-9);
         assert_eq!(weekend.len(), 1);
         assert_eq!(weekend[0].arrival_slot_of_day, 36);
         assert!((weekend[0].energy_kwh - 2.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_community_younger_than_the_window_counts_only_its_own_days() {
+        let tz = TimeZone::get("Asia/Shanghai").unwrap();
+        let now: Timestamp = "2026-11-26T07:00:00Z".parse().unwrap();
+        let (from, to) = window(now, &tz, 28).unwrap();
+        // Its first car: Monday 23 Nov; then Tuesday and Wednesday, 10 kWh each at 18:00.
+        let rows = [
+            row("CP1", "2026-11-23T10:00:00Z", "2026-11-23T20:00:00Z", 10.0),
+            row("CP1", "2026-11-24T10:00:00Z", "2026-11-24T20:00:00Z", 10.0),
+            row("CP1", "2026-11-25T10:00:00Z", "2026-11-25T20:00:00Z", 10.0),
+        ];
+        let learned = learn(&spec(), 15, from, to, &rows).unwrap();
+        assert_eq!(
+            learned.days,
+            DaysObserved {
+                weekdays: 3,
+                weekend_days: 0
+            }
+        );
+        // One car a weekday, as it had: not 3 / 20 of one.
+        let [weekday, weekend] = &learned.forecast.arrivals;
+        assert_eq!(weekday.len(), 1);
+        assert!((weekday[0].energy_kwh - 10.0).abs() < 1e-9);
+        assert!(weekend.is_empty());
+
+        // Nothing charged yet: no days observed, nothing expected.
+        let learned = learn(&spec(), 15, from, to, &[]).unwrap();
+        assert_eq!(learned.days, DaysObserved::default());
+        assert!(learned.forecast.arrivals.iter().all(|a| a.is_empty()));
     }
 }

@@ -1154,15 +1154,19 @@ async fn the_controller_learns_its_forecast_from_the_stored_history() {
         )
         .await;
         app.add_tag("TAG1", "Accepted", None).await;
-        // Learned at start: one car a day at 18:00 (14 of the 28 days), the bad rows skipped.
+        // Learned at start: one car a day at 18:00, the bad rows skipped.
         let plan = plan_where(&app, "a forecast", |p| !p["forecast"].is_null()).await;
         let f = &plan["forecast"];
         let ghosts = f["weekday_ghosts"].as_u64().unwrap() + f["weekend_ghosts"].as_u64().unwrap();
         assert!(ghosts >= 1, "{f}");
-        let kwh = f["weekday_kwh"].as_f64().unwrap() + f["weekend_kwh"].as_f64().unwrap();
-        // 20 kWh on 14 of 28 days: about 10 kWh a day of either type (the split of the 14 days
-        // between weekdays and weekend days varies with today's weekday).
-        assert!(kwh > 10.0 && kwh < 30.0, "{f}");
+        // The community charged on only the last 14 of the 28 days: those are the days it
+        // observed, so it expects its 20 kWh every weekday and every weekend day (not half).
+        let (weekday, weekend) = (
+            f["weekday_kwh"].as_f64().unwrap(),
+            f["weekend_kwh"].as_f64().unwrap(),
+        );
+        assert!((weekday - 20.0).abs() < 1e-6, "{f}");
+        assert!((weekend - 20.0).abs() < 1e-6, "{f}");
         assert_eq!(
             plan["ghost_sessions"], 0,
             "no car plugged in: nothing planned"
