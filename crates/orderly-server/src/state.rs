@@ -5,8 +5,9 @@ use crate::config::Config;
 use crate::control::Controllers;
 use crate::gateway::registry::Registry;
 use crate::parking::Parking;
-use orderly_store::Store;
-use std::sync::Arc;
+use orderly_core::ChargePointId;
+use orderly_store::{ChargerPresence, Presence, Store};
+use std::sync::{Arc, Weak};
 
 /// Cheap to clone (one `Arc`); axum hands a clone to every request.
 #[derive(Clone)]
@@ -25,16 +26,17 @@ struct Inner {
 
 impl AppState {
     pub fn new(config: Config, store: Store) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                clock: config.clock(),
-                config,
-                store,
-                registry: Registry::default(),
-                controllers: Controllers::default(),
-                parking: Parking::default(),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            clock: config.clock(),
+            config,
+            store,
+            registry: Registry::default(),
+            controllers: Controllers::default(),
+            parking: Parking::default(),
+        });
+        let presence = GatewayPresence(Arc::downgrade(&inner));
+        inner.store.set_presence(Presence::new(Arc::new(presence)));
+        Self { inner }
     }
 
     pub fn config(&self) -> &Config {
@@ -63,5 +65,19 @@ impl AppState {
     /// The parking task's handle (occupancy reports, connector statuses of bays' chargers).
     pub fn parking(&self) -> &Parking {
         &self.inner.parking
+    }
+}
+
+/// The gateway's registry as the store's [`ChargerPresence`] (the waiting list offers only
+/// connectors of connected chargers). Weak, because the store is part of the state: once the
+/// state is gone, stored statuses are trusted again, as without a gateway.
+struct GatewayPresence(Weak<Inner>);
+
+impl ChargerPresence for GatewayPresence {
+    fn is_connected(&self, charger_id: &str) -> bool {
+        let Some(inner) = self.0.upgrade() else {
+            return true;
+        };
+        ChargePointId::parse(charger_id).is_ok_and(|id| inner.registry.is_connected(&id))
     }
 }

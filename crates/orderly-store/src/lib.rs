@@ -117,7 +117,7 @@ pub use upkeep::{
     Cover, FaultReport, Finding, Inspection, NewFinding, NewPolicy, Policy, PolicyKind,
 };
 pub use users::{NewSession, NewUser, Role, Scope, UserRecord, UserUpdate};
-pub use waiting::{WaitingEntry, WaitingOffer, WaitingState};
+pub use waiting::{ChargerPresence, Presence, WaitingEntry, WaitingOffer, WaitingState};
 
 use ops::{Op, Outcome};
 use rows::ms;
@@ -184,6 +184,9 @@ struct Inner {
     backend: Backend,
     writer: Writer,
     verifier: credentials::Verifier,
+    /// Which chargers are connected, once the gateway has said how to tell
+    /// ([`Store::set_presence`]); until then every charger counts as connected.
+    presence: std::sync::RwLock<Presence>,
 }
 
 impl std::fmt::Debug for Store {
@@ -241,6 +244,7 @@ impl Store {
             backend,
             writer,
             verifier: credentials::Verifier::new(),
+            presence: std::sync::RwLock::default(),
         });
         if backend == Backend::Sqlite {
             tokio::spawn(checkpointer(Arc::downgrade(&inner)));

@@ -60,6 +60,37 @@ pub struct WaitingOffer {
     pub expires_at: Timestamp,
 }
 
+/// Whether a charger has a live connection now. The gateway knows it; the store does not (a
+/// charger's stored connector status is its last report, kept after it went offline).
+pub trait ChargerPresence: Send + Sync + 'static {
+    fn is_connected(&self, charger_id: &str) -> bool;
+}
+
+/// The store's view of [`ChargerPresence`]: without one (the default, as in tools and the
+/// store's own tests) every charger counts as connected and stored statuses are trusted.
+#[derive(Clone, Default)]
+pub struct Presence(Option<std::sync::Arc<dyn ChargerPresence>>);
+
+impl Presence {
+    pub fn new(presence: std::sync::Arc<dyn ChargerPresence>) -> Self {
+        Self(Some(presence))
+    }
+
+    pub fn is_connected(&self, charger_id: &str) -> bool {
+        self.0.as_ref().is_none_or(|p| p.is_connected(charger_id))
+    }
+}
+
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Presence(gateway)"
+        } else {
+            "Presence(everyone)"
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WaitingEntry {
     pub id: i64,
@@ -114,7 +145,15 @@ enum WaitingOp {
     },
 }
 
-dyn_op!(WaitingOp);
+/// A waiting-list write with the gateway's view of which chargers are connected, so that every
+/// change offers only connectors of chargers that are there.
+#[derive(Debug)]
+struct WaitingWrite {
+    op: WaitingOp,
+    presence: Presence,
+}
+
+dyn_op!(WaitingWrite);
 
 const COLUMNS: &str = "id, community_id, user_id, id_tag, state, joined_at_ms, \
     offer_charger_id, offer_connector_id, offered_at_ms, offer_expires_at_ms, closed_at_ms, \
@@ -170,13 +209,16 @@ async fn hold(conn: &mut AnyConnection, community_id: &str) -> Result<SignedDura
 }
 
 /// Connectors of the community's public, active chargers that report `Available`, run no
-/// transaction and are not held by an offer, in a stable order. (A charger may start a
-/// transaction before it reports the connector busy: the open transaction is what counts.)
+/// transaction, are not held by an offer and whose charger is connected (per `presence`), in a
+/// stable order. (A charger may start a transaction before it reports the connector busy: the
+/// open transaction is what counts. A charger that went offline keeps its last status, which
+/// says nothing about whether a car can charge there now.)
 async fn free_connectors(
     conn: &mut AnyConnection,
     community_id: &str,
+    presence: &Presence,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
+    let mut free: Vec<(String, i64)> = sqlx::query_as(
         "SELECT c.charger_id, c.connector_id FROM connectors c \
          JOIN charger_registry r ON r.charger_id = c.charger_id \
          WHERE r.community_id = $1 AND r.kind = 'public' AND r.lifecycle = 'active' \
@@ -189,7 +231,9 @@ async fn free_connectors(
     )
     .bind(community_id)
     .fetch_all(&mut *conn)
-    .await
+    .await?;
+    free.retain(|(charger, _)| presence.is_connected(charger));
+    Ok(free)
 }
 
 /// Gives each free connector of `community_id` to the next waiting entry, with its
@@ -198,8 +242,9 @@ async fn match_offers(
     conn: &mut AnyConnection,
     community_id: &str,
     now: Timestamp,
+    presence: &Presence,
 ) -> Result<Result<Vec<WaitingEntry>>, sqlx::Error> {
-    let free = free_connectors(conn, community_id).await?;
+    let free = free_connectors(conn, community_id, presence).await?;
     if free.is_empty() {
         return Ok(Ok(Vec::new()));
     }
@@ -312,9 +357,10 @@ async fn with_position(
     Ok(e)
 }
 
-impl WaitingOp {
+impl WaitingWrite {
     async fn run(&self, conn: &mut AnyConnection) -> Applied {
-        match self {
+        let presence = &self.presence;
+        match &self.op {
             WaitingOp::Join {
                 community_id,
                 user_id,
@@ -351,7 +397,7 @@ impl WaitingOp {
                 .execute(&mut *conn)
                 .await?;
                 // A connector free right now goes to the queue at once.
-                if let Err(e) = match_offers(conn, community_id, *now).await? {
+                if let Err(e) = match_offers(conn, community_id, *now, presence).await? {
                     return Ok(Err(e));
                 }
                 let stored = found!(
@@ -381,7 +427,7 @@ impl WaitingOp {
                 .execute(&mut *conn)
                 .await?;
                 // A withdrawn offer's connector goes to the next in line.
-                if let Err(e) = match_offers(conn, &old.community_id, *now).await? {
+                if let Err(e) = match_offers(conn, &old.community_id, *now, presence).await? {
                     return Ok(Err(e));
                 }
                 boxed(found!(
@@ -427,7 +473,7 @@ impl WaitingOp {
                 let Some(community) = public_community(conn, charger_id).await? else {
                     return boxed(Vec::<WaitingEntry>::new());
                 };
-                match match_offers(conn, &community, *now).await? {
+                match match_offers(conn, &community, *now, presence).await? {
                     Ok(offered) => boxed(offered),
                     Err(e) => Ok(Err(e)),
                 }
@@ -503,7 +549,7 @@ impl WaitingOp {
                 }
                 // Served on another connector than the one offered, or an entry displaced:
                 // free connectors go to the next in line.
-                if let Err(e) = match_offers(conn, &community, *now).await? {
+                if let Err(e) = match_offers(conn, &community, *now, presence).await? {
                     return Ok(Err(e));
                 }
                 match served {
@@ -540,7 +586,7 @@ impl WaitingOp {
                 .await?;
                 let mut offered = Vec::new();
                 for c in communities {
-                    match match_offers(conn, &c, *now).await? {
+                    match match_offers(conn, &c, *now, presence).await? {
                         Ok(o) => offered.extend(o),
                         Err(e) => return Ok(Err(e)),
                     }
@@ -564,6 +610,33 @@ pub struct Sweep {
 }
 
 impl Store {
+    /// Tells the store which chargers are connected (the gateway's registry), so that the
+    /// waiting list offers only connectors of chargers that are there. The latest call wins (a
+    /// server restarted on the same store brings its own registry).
+    pub fn set_presence(&self, presence: Presence) {
+        *self
+            .inner
+            .presence
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = presence;
+    }
+
+    fn presence(&self) -> Presence {
+        self.inner
+            .presence
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn write_waiting<T: 'static>(&self, op: WaitingOp) -> Result<T> {
+        self.write_boxed(WaitingWrite {
+            op,
+            presence: self.presence(),
+        })
+        .await
+    }
+
     /// Joins `user_id` to a community's waiting list with one of their id tags (offered a free
     /// connector at once if there is one). NotFound (community), Invalid (id_tag not theirs),
     /// Conflict (already waiting there).
@@ -574,7 +647,7 @@ impl Store {
         id_tag: &str,
         now: Timestamp,
     ) -> Result<WaitingEntry> {
-        self.write_boxed(WaitingOp::Join {
+        self.write_waiting(WaitingOp::Join {
             community_id: community_id.to_owned(),
             user_id: user_id.to_owned(),
             id_tag: id_tag.to_owned(),
@@ -591,7 +664,7 @@ impl Store {
         by: &str,
         now: Timestamp,
     ) -> Result<WaitingEntry> {
-        self.write_boxed(WaitingOp::Leave {
+        self.write_waiting(WaitingOp::Leave {
             id,
             by: by.to_owned(),
             now,
@@ -606,7 +679,7 @@ impl Store {
         minutes: u32,
         now: Timestamp,
     ) -> Result<u32> {
-        self.write_boxed(WaitingOp::SetHold {
+        self.write_waiting(WaitingOp::SetHold {
             community_id: community_id.to_owned(),
             minutes,
             now,
@@ -644,7 +717,7 @@ impl Store {
         if !waiting {
             return Ok(Vec::new());
         }
-        self.write_boxed(WaitingOp::ConnectorAvailable {
+        self.write_waiting(WaitingOp::ConnectorAvailable {
             charger_id: charger_id.to_owned(),
             now,
         })
@@ -688,7 +761,7 @@ impl Store {
         if !live && !held {
             return Ok(None);
         }
-        self.write_boxed(WaitingOp::Started {
+        self.write_waiting(WaitingOp::Started {
             charger_id: charger_id.to_owned(),
             connector_id,
             id_tag: id_tag.to_owned(),
@@ -701,6 +774,7 @@ impl Store {
     /// Expires offers that ran out by `now` and offers free connectors to the next in line. A
     /// read first: nothing due costs no write.
     pub async fn sweep_waiting_list(&self, now: Timestamp) -> Result<Sweep> {
+        let presence = self.presence();
         let mut conn = self.pool().acquire().await?;
         let due = sqlx::query(
             "SELECT 1 AS one FROM waiting_list WHERE state = 'offered' \
@@ -718,7 +792,7 @@ impl Store {
             .fetch_all(&mut *conn)
             .await?;
             for c in communities {
-                if !free_connectors(&mut conn, &c).await?.is_empty() {
+                if !free_connectors(&mut conn, &c, &presence).await?.is_empty() {
                     unmatched = true;
                     break;
                 }
@@ -731,7 +805,7 @@ impl Store {
                 offered: Vec::new(),
             });
         }
-        self.write_boxed(WaitingOp::Sweep { now }).await
+        self.write_waiting(WaitingOp::Sweep { now }).await
     }
 
     /// One entry (with its position while live).

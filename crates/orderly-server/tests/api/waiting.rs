@@ -524,6 +524,49 @@ async fn a_self_use_charger_freeing_up_offers_nothing() {
     .await;
 }
 
+/// A charger that went offline keeps its last status, `Available`: that says nothing about
+/// whether a car can charge there now, so nobody is sent to it until it is back.
+#[tokio::test]
+async fn an_offline_charger_is_not_offered_until_it_is_back() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend, |c| c.reminders.waiting_sweep_secs = 1).await;
+        community(&app, "C1").await;
+        charger(&app, "PUB1", "C1", "public", None).await;
+        let alice = user(&app, "alice", "resident", json!([]), &["TAGA"]).await;
+        let mut cp = app.charge_point("PUB1", None).await;
+        cp.boot().await;
+        status(&mut cp, 1, "Available").await;
+        cp.close().await;
+        until("PUB1 offline", || async {
+            let reply = app.get("/api/v1/chargers/PUB1").await;
+            (reply.body["connected"] == false).then_some(())
+        })
+        .await;
+        assert_eq!(
+            app.get("/api/v1/chargers/PUB1").await.body["connectors"][0]["status"],
+            "Available",
+            "the last status is kept"
+        );
+
+        // Joining runs the matching in the same commit: the stored Available is not offered.
+        let a = join(&app, &alice, "TAGA").await;
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        assert_eq!(a.body["state"], "waiting", "{:?}", a.body);
+        assert_eq!(a.body["offer"], Value::Null);
+
+        // Back online and Available: offered.
+        let mut cp = app.charge_point("PUB1", None).await;
+        cp.boot().await;
+        status(&mut cp, 1, "Available").await;
+        poll_until("the offer", || async {
+            states(&app).await == [("alice".to_owned(), "offered".to_owned())]
+        })
+        .await;
+        app.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn id_tags_are_read_by_their_holder_and_blocked_by_them_and_written_by_admins() {
     each_backend(|backend| async move {

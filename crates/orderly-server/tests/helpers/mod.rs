@@ -583,6 +583,12 @@ impl ChargePoint {
         }
     }
 
+    /// Close the connection as a charger going offline would, and wait until it is closed.
+    pub async fn close(mut self) {
+        let _ = self.ws.send(Message::Close(None)).await;
+        self.expect_closed().await;
+    }
+
     /// Wait until the server closes the connection.
     pub async fn expect_closed(&mut self) {
         loop {
