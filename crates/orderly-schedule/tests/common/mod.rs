@@ -143,7 +143,12 @@ pub fn min_cost(pr: &Problem, cap: &[f64], energies: &[f64]) -> (f64, Powers) {
 
 /// Stage 4 (partial): the least peak load over the slots of the cheapest price level, among plans
 /// with these energies and at most this cost.
-pub fn min_cheapest_peak(pr: &Problem, cap: &[f64], energies: &[f64], cost: f64) -> f64 {
+pub fn min_cheapest_peak(
+    pr: &Problem,
+    cap: &[f64],
+    energies: &[f64],
+    cost: f64,
+) -> (f64, Vec<Vec<f64>>) {
     let hh = h(pr);
     let mut m = model(pr);
     let peak = m.vars.add(variable().min(0.0));
@@ -166,8 +171,13 @@ pub fn min_cheapest_peak(pr: &Problem, cap: &[f64], energies: &[f64], cost: f64)
             cs.push(load.leq(peak));
         }
     }
+    let p = m.p.clone();
     let sol = solve_min(m.vars, peak.into(), cs);
-    sol.value(peak)
+    let powers = p
+        .iter()
+        .map(|r| r.iter().map(|v| v.map_or(0.0, |v| sol.value(v))).collect())
+        .collect();
+    (sol.value(peak), powers)
 }
 
 /// Check the plan's hard rules: windows, rates, capacity, never more than requested.
