@@ -42,6 +42,10 @@ struct Cli {
     /// else the most energy), instead of `--forecast-scale`.
     #[arg(long, num_args = 1..)]
     calibrate: Vec<f64>,
+    /// Within a price level, level the load instead of filling the earliest slots first
+    /// (`OnlineConfig::early` off).
+    #[arg(long)]
+    no_early: bool,
     /// Consecutive windows to run, from `--from`.
     #[arg(long, default_value_t = 1)]
     weeks: u32,
@@ -210,6 +214,7 @@ fn run_online(
     let config = OnlineConfig {
         guard_z: cli.guard_z,
         forecast_scale: scale,
+        early: !cli.no_early,
         ..OnlineConfig::for_slot_minutes(sc.spec.slot_minutes)
     };
     let planner = engine::online_planner_with(sc, config)?;
