@@ -616,13 +616,10 @@ pub struct Controller {
     last_problem: Option<Problem>,
 }
 
-/// The forecast's kind of a local date: Saturday and Sunday are weekend days. The one rule for
-/// both learning a forecast (the server) and placing it (the re-plans).
+/// The forecast's kind of a local date ([`DayType::of_iso_weekday`]), for both learning a
+/// forecast (the server) and placing it (the re-plans).
 pub fn day_type(date: jiff::civil::Date) -> DayType {
-    match date.weekday() {
-        jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday => DayType::Weekend,
-        _ => DayType::Weekday,
-    }
+    DayType::of_iso_weekday(date.weekday().to_monday_one_offset())
 }
 
 fn secs(t: Timestamp) -> i64 {
@@ -693,12 +690,11 @@ impl Controller {
     ) -> Result<Self, ControlError> {
         let clock = validate(&community, &config)?;
         // Until a forecast is given (Forecast::none) the controller plans the cars plugged in;
-        // with no ghosts the online
-        // planner solves the same exact lexicographic problem as `solve_offline`, but only up to
-        // the last departure and filling the earlier slots of a price level first (energy banked
-        // early cannot be crowded out by an arrival the controller cannot foresee), and skips the
-        // flattening pass. That makes it both exact for the known sessions and the faster of the
-        // two.
+        // with no ghosts the online planner solves the same exact lexicographic problem as
+        // `solve_offline`, but only up to the last departure and filling the earlier slots of a
+        // price level first (energy banked early cannot be crowded out by an arrival the
+        // controller cannot foresee), and skips the flattening pass. That makes it both exact for
+        // the known sessions and the faster of the two.
         // With a forecast (`Input::Forecast`) the planner adds its ghosts; the calendar that
         // places them is built at every re-plan from that re-plan's slot 0 (`planner_at`).
         let forecast = Forecast::none(config.slot_minutes)?;
@@ -1904,10 +1900,9 @@ impl Controller {
             price,
             sessions,
         };
-        let forecasting = self.forecast.arrivals.iter().any(|a| !a.is_empty());
         // Without a forecast there are no ghosts and the calendar changes nothing.
         let planner = self.planner_at(slot0);
-        let ghosts = if forecasting && !problem.sessions.is_empty() {
+        let ghosts = if self.forecast.expects_arrivals() && !problem.sessions.is_empty() {
             planner.ghosts(0, n).len()
         } else {
             0
@@ -2352,22 +2347,12 @@ impl Controller {
                 .filter(|(_, c)| !c.compliant)
                 .map(|(id, _)| id.clone())
                 .collect(),
-            forecast: self
-                .forecast
-                .arrivals
-                .iter()
-                .any(|a| !a.is_empty())
-                .then(|| {
-                    let kwh = |a: &[orderly_schedule::GhostArrival]| {
-                        a.iter().map(|g| g.energy_kwh).sum::<f64>()
-                    };
-                    ForecastView {
-                        weekday_ghosts: self.forecast.arrivals[0].len(),
-                        weekend_ghosts: self.forecast.arrivals[1].len(),
-                        weekday_kwh: kwh(&self.forecast.arrivals[0]),
-                        weekend_kwh: kwh(&self.forecast.arrivals[1]),
-                    }
-                }),
+            forecast: self.forecast.expects_arrivals().then(|| ForecastView {
+                weekday_ghosts: self.forecast.ghosts_of(DayType::Weekday).len(),
+                weekend_ghosts: self.forecast.ghosts_of(DayType::Weekend).len(),
+                weekday_kwh: self.forecast.daily_kwh(DayType::Weekday),
+                weekend_kwh: self.forecast.daily_kwh(DayType::Weekend),
+            }),
             ghost_sessions: self.ghosts,
         }
     }

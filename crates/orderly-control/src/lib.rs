@@ -9,8 +9,8 @@
 //! - [`profile`]: the profiles the controller sends (ids, stack levels, OCPP 1.6 bodies) and
 //!   how it compares a new one with what a charger holds.
 //! - [`controller`]: `Controller` — inputs (`Input`: transactions, meter values, wishes, grid
-//!   commands, profile answers, the learned forecast of arrivals) and `now` in; `Action`s (profiles to send, reports) out; the plan
-//!   as residents and operators see it (`PlanView`).
+//!   commands, profile answers, the learned forecast of arrivals) and `now` in; `Action`s
+//!   (profiles to send, reports) out; the plan as residents and operators see it (`PlanView`).
 //!
 //! Architecture invariant: no IO, no clock, no async, no tokio/sqlx/axum. Time is an argument
 //! (`jiff::Timestamp` values, never read from the system).

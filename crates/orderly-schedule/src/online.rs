@@ -82,6 +82,16 @@ pub enum DayType {
 }
 
 impl DayType {
+    /// The kind of a day by its ISO weekday (1 = Monday … 7 = Sunday): Saturday and Sunday are
+    /// weekend days. The one rule for learning a forecast and for placing it.
+    pub fn of_iso_weekday(weekday: i8) -> Self {
+        if weekday >= 6 {
+            DayType::Weekend
+        } else {
+            DayType::Weekday
+        }
+    }
+
     fn index(self) -> usize {
         match self {
             DayType::Weekday => 0,
@@ -112,6 +122,16 @@ pub struct DaysObserved {
     pub weekend_days: usize,
 }
 
+impl DaysObserved {
+    /// Count one more observed day of this kind.
+    pub fn add(&mut self, day: DayType) {
+        match day {
+            DayType::Weekday => self.weekdays += 1,
+            DayType::Weekend => self.weekend_days += 1,
+        }
+    }
+}
+
 /// An expected arrival: a fraction of a car, or several similar cars merged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GhostArrival {
@@ -137,6 +157,21 @@ pub struct Forecast {
 }
 
 impl Forecast {
+    /// Whether it expects any arrival at all (a forecast that does not changes no plan).
+    pub fn expects_arrivals(&self) -> bool {
+        self.arrivals.iter().any(|a| !a.is_empty())
+    }
+
+    /// The expected ghost arrivals of a day of this kind.
+    pub fn ghosts_of(&self, day: DayType) -> &[GhostArrival] {
+        &self.arrivals[day.index()]
+    }
+
+    /// The energy the arrivals of a day of this kind are expected to want (kWh).
+    pub fn daily_kwh(&self, day: DayType) -> f64 {
+        self.ghosts_of(day).iter().map(|g| g.energy_kwh).sum()
+    }
+
     /// A forecast that expects nobody: the planner then only sees the cars plugged in.
     pub fn none(slot_minutes: u32) -> Result<Self, ScheduleError> {
         let slots_per_day = slots_per_day(slot_minutes)?;

@@ -6,7 +6,7 @@ use crate::control::Controllers;
 use crate::gateway::registry::Registry;
 use crate::parking::Parking;
 use orderly_core::ChargePointId;
-use orderly_store::{ChargerPresence, Presence, Store};
+use orderly_store::{ChargerPresence, Store};
 use std::sync::{Arc, Weak};
 
 /// Cheap to clone (one `Arc`); axum hands a clone to every request.
@@ -35,7 +35,7 @@ impl AppState {
             parking: Parking::default(),
         });
         let presence = GatewayPresence(Arc::downgrade(&inner));
-        inner.store.set_presence(Presence::new(Arc::new(presence)));
+        inner.store.set_presence(Arc::new(presence));
         Self { inner }
     }
 

@@ -13,9 +13,9 @@
 //!   only, a plan made at 18:00 keeps the room it held back for a 19:00 arrival that never
 //!   came until the next event (on the 2019 OSL_S weeks at fraction 0.25, 2 of 23 weeks met
 //!   the online target at events only, 10 of 23 re-planned every slot; docs/bench-schedule.md).
-//!   Its forecast
-//!   of the arrivals still to come is learnt from the location's recent history before the
-//!   window (see [`FORECAST_HISTORY_DAYS`]); nothing in or after the window is visible to it.
+//!   Its forecast of the arrivals still to come is learnt from the location's recent history
+//!   before the window (see [`FORECAST_HISTORY_DAYS`]); nothing in or after the window is
+//!   visible to it.
 //!
 //! Sessions are given to the engine with no minimum power (the dataset's chargers are
 //! measured at one power, and the reference LP has none) and normal priority.
@@ -23,7 +23,7 @@
 use std::time::Instant;
 
 use jiff::ToSpan;
-use jiff::civil::{Date, Time, Weekday};
+use jiff::civil::{Date, Time};
 use orderly_schedule::{
     Calendar, DayType, DaysObserved, Forecast, HistoricSession, OnlineConfig, OnlinePlanner, Plan,
     Priority, Problem, ScheduleError, Session, V2g,
@@ -190,10 +190,7 @@ pub fn receding_horizon(
 }
 
 fn day_type(date: Date) -> DayType {
-    match date.weekday() {
-        Weekday::Saturday | Weekday::Sunday => DayType::Weekend,
-        _ => DayType::Weekday,
-    }
+    DayType::of_iso_weekday(date.weekday().to_monday_one_offset())
 }
 
 /// The forecast's training data: the scenario's history (see [`FORECAST_HISTORY_DAYS`]) cut
@@ -207,10 +204,7 @@ pub fn forecast_history(scenario: &Scenario) -> (DaysObserved, Vec<HistoricSessi
     let mut days = DaysObserved::default();
     let mut day = first;
     while day < last {
-        match day_type(day) {
-            DayType::Weekday => days.weekdays += 1,
-            DayType::Weekend => days.weekend_days += 1,
-        }
+        days.add(day_type(day));
         day = day.tomorrow().unwrap_or(last);
     }
     let slot_secs = i64::from(scenario.spec.slot_minutes) * 60;

@@ -117,7 +117,7 @@ pub use upkeep::{
     Cover, FaultReport, Finding, Inspection, NewFinding, NewPolicy, Policy, PolicyKind,
 };
 pub use users::{NewSession, NewUser, Role, Scope, UserRecord, UserUpdate};
-pub use waiting::{ChargerPresence, Presence, WaitingEntry, WaitingOffer, WaitingState};
+pub use waiting::{ChargerPresence, WaitingEntry, WaitingOffer, WaitingState};
 
 use ops::{Op, Outcome};
 use rows::ms;
@@ -186,7 +186,7 @@ struct Inner {
     verifier: credentials::Verifier,
     /// Which chargers are connected, once the gateway has said how to tell
     /// ([`Store::set_presence`]); until then every charger counts as connected.
-    presence: std::sync::RwLock<Presence>,
+    presence: std::sync::RwLock<waiting::Presence>,
 }
 
 impl std::fmt::Debug for Store {

@@ -69,14 +69,10 @@ pub trait ChargerPresence: Send + Sync + 'static {
 /// The store's view of [`ChargerPresence`]: without one (the default, as in tools and the
 /// store's own tests) every charger counts as connected and stored statuses are trusted.
 #[derive(Clone, Default)]
-pub struct Presence(Option<std::sync::Arc<dyn ChargerPresence>>);
+pub(crate) struct Presence(Option<std::sync::Arc<dyn ChargerPresence>>);
 
 impl Presence {
-    pub fn new(presence: std::sync::Arc<dyn ChargerPresence>) -> Self {
-        Self(Some(presence))
-    }
-
-    pub fn is_connected(&self, charger_id: &str) -> bool {
+    fn is_connected(&self, charger_id: &str) -> bool {
         self.0.as_ref().is_none_or(|p| p.is_connected(charger_id))
     }
 }
@@ -613,12 +609,12 @@ impl Store {
     /// Tells the store which chargers are connected (the gateway's registry), so that the
     /// waiting list offers only connectors of chargers that are there. The latest call wins (a
     /// server restarted on the same store brings its own registry).
-    pub fn set_presence(&self, presence: Presence) {
+    pub fn set_presence(&self, presence: std::sync::Arc<dyn ChargerPresence>) {
         *self
             .inner
             .presence
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = presence;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Presence(Some(presence));
     }
 
     fn presence(&self) -> Presence {

@@ -10,13 +10,13 @@
 //! (meter stop − meter start) and its charger's rated maximum power. Every day of the window
 //! from the first on which the community charged a car counts for `DaysObserved`, with
 //! sessions or not (a community younger than the window does not divide by days it did not
-//! have). Rows that cannot be right (energy negative or
-//! not finite, the stop before the start, more energy than the charger could give in the stay,
-//! a charger no longer in the community) are skipped and counted.
+//! have). Rows that cannot be right (energy negative or not finite, the stop before the start,
+//! more energy than the charger could give in the stay, a charger no longer in the community)
+//! are skipped and counted.
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
-use orderly_control::{CommunitySpec, DayType, DaysObserved, Forecast, HistoricSession, day_type};
+use orderly_control::{CommunitySpec, DaysObserved, Forecast, HistoricSession, day_type};
 use orderly_core::ChargePointId;
 use orderly_store::CompletedTransaction;
 use std::collections::HashMap;
@@ -62,41 +62,31 @@ pub fn learn(
     // a community younger than the window has not observed the days before it, and counting
     // them would divide its expected arrivals by days it did not have (a 7-day-old community
     // with a 28-day window would expect a quarter of its cars).
-    let mut days = DaysObserved::default();
-    let (window_first, last) = (
-        from.to_zoned_datetime(tz.clone()).date(),
-        to.to_zoned_datetime(tz.clone()).date(),
-    );
-    let first_charged = rows
+    // Nothing charged in the window: no days observed (the loop below does not run).
+    let in_window: Vec<&CompletedTransaction> = rows
         .iter()
-        .filter(|r| r.started_at >= from && r.started_at < to && max_kw.contains_key(&r.charger_id))
+        .filter(|r| r.started_at >= from && r.started_at < to)
+        .collect();
+    let last = to.to_zoned_datetime(tz.clone()).date();
+    let first = in_window
+        .iter()
+        .filter(|r| max_kw.contains_key(&r.charger_id))
         .map(|r| r.started_at)
         .min()
-        .map(|t| t.to_zoned_datetime(tz.clone()).date());
-    let Some(first) = first_charged.map(|d| d.max(window_first)) else {
-        // Nothing charged in the window: nothing to learn, and no days observed.
-        let forecast = Forecast::learn(slot_minutes, days, &[]).map_err(|e| e.to_string())?;
-        return Ok(Learned {
-            forecast,
-            sessions: 0,
-            skipped: 0,
-            days,
+        .map_or(last, |t| {
+            t.to_zoned_datetime(tz.clone())
+                .date()
+                .max(from.to_zoned_datetime(tz.clone()).date())
         });
-    };
+    let mut days = DaysObserved::default();
     let mut d = first;
     while d < last {
-        match day_type(d) {
-            DayType::Weekday => days.weekdays += 1,
-            DayType::Weekend => days.weekend_days += 1,
-        }
+        days.add(day_type(d));
         d = d.tomorrow().map_err(|e| e.to_string())?;
     }
-    let mut history = Vec::with_capacity(rows.len());
+    let mut history = Vec::with_capacity(in_window.len());
     let mut skipped = 0;
-    for r in rows {
-        if r.started_at < from || r.started_at >= to {
-            continue;
-        }
+    for r in in_window {
         let Some(&kw) = max_kw.get(&r.charger_id) else {
             skipped += 1;
             continue;
@@ -139,7 +129,7 @@ pub fn learn(
 mod tests {
     use super::*;
     use orderly_control::community::HourlyTariff;
-    use orderly_control::{ChargerSpec, RateUnit};
+    use orderly_control::{ChargerSpec, DayType, RateUnit};
     use orderly_store::TransactionId;
 
     fn spec() -> CommunitySpec {
@@ -209,7 +199,8 @@ mod tests {
                 weekend_days: 2
             }
         );
-        let [weekday, weekend] = &learned.forecast.arrivals;
+        let weekday = learned.forecast.ghosts_of(DayType::Weekday);
+        let weekend = learned.forecast.ghosts_of(DayType::Weekend);
         assert_eq!(weekday.len(), 2);
         assert_eq!(weekday[0].arrival_slot_of_day, 32);
         assert!((weekday[0].energy_kwh - 3.0 / 5.0).abs() < 1e-9);
@@ -242,7 +233,8 @@ mod tests {
             }
         );
         // One car a weekday, as it had: not 3 / 20 of one.
-        let [weekday, weekend] = &learned.forecast.arrivals;
+        let weekday = learned.forecast.ghosts_of(DayType::Weekday);
+        let weekend = learned.forecast.ghosts_of(DayType::Weekend);
         assert_eq!(weekday.len(), 1);
         assert!((weekday[0].energy_kwh - 10.0).abs() < 1e-9);
         assert!(weekend.is_empty());
@@ -250,6 +242,6 @@ mod tests {
         // Nothing charged yet: no days observed, nothing expected.
         let learned = learn(&spec(), 15, from, to, &[]).unwrap();
         assert_eq!(learned.days, DaysObserved::default());
-        assert!(learned.forecast.arrivals.iter().all(|a| a.is_empty()));
+        assert!(!learned.forecast.expects_arrivals());
     }
 }

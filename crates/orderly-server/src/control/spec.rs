@@ -181,12 +181,12 @@ pub fn community_record(
     })
 }
 
-/// Validates a charger's electrical settings and turns them into the record to store.
 /// Largest `voltage_v` a charger may be given.
 pub const MAX_VOLTAGE_V: f64 = 1000.0;
 /// Largest `max_current_a` a charger may be given.
 pub const MAX_CURRENT_A: f64 = 1000.0;
 
+/// Validates a charger's electrical settings and turns them into the record to store.
 pub fn charger_record(
     charger: &ChargePointId,
     community: &str,

@@ -11,7 +11,9 @@ use super::Msg;
 use super::wish::{self, SessionFacts};
 use crate::gateway::registry::{Command, OperatorCall};
 use crate::state::AppState;
-use orderly_control::{Action, CommunitySpec, Controller, Input, ProfileOutcome, RequestId};
+use orderly_control::{
+    Action, CommunitySpec, Controller, DayType, Input, ProfileOutcome, RequestId,
+};
 use orderly_core::ChargePointId;
 use orderly_grid::{CommandId, CommandKind, CommandSource, GridCommand};
 use orderly_ocpp::{CallOutcome, ErrorCode};
@@ -445,7 +447,7 @@ impl Task {
         };
         match super::forecast::learn(&self.spec, slot_minutes, from, to, &rows) {
             Ok(learned) => {
-                let [weekday, weekend] = &learned.forecast.arrivals;
+                let f = &learned.forecast;
                 tracing::info!(
                     community = %self.community,
                     days,
@@ -453,9 +455,10 @@ impl Task {
                     weekend_days = learned.days.weekend_days,
                     sessions = learned.sessions,
                     skipped = learned.skipped,
-                    weekday_ghosts = weekday.len(),
-                    weekend_ghosts = weekend.len(),
-                    weekday_kwh = weekday.iter().map(|g| g.energy_kwh).sum::<f64>(),
+                    weekday_ghosts = f.ghosts_of(DayType::Weekday).len(),
+                    weekend_ghosts = f.ghosts_of(DayType::Weekend).len(),
+                    weekday_kwh = f.daily_kwh(DayType::Weekday),
+                    weekend_kwh = f.daily_kwh(DayType::Weekend),
                     "forecast of arrivals learned"
                 );
                 if learned.skipped > 0 {
