@@ -33,19 +33,14 @@ proptest! {
         prop_assert!(close(cost, lp_cost, 1e-6, 1e-2), "cost {cost} vs LP {lp_cost}");
 
         let cheapest = pr.price.iter().cloned().fold(f64::INFINITY, f64::min);
-        let peak = (0..pr.price.len())
-            .filter(|&t| pr.price[t] == cheapest)
-            .map(|t| plan.sessions.iter().map(|s| s.power_kw[t]).sum::<f64>())
-            .fold(0.0, f64::max);
+        let powers: Powers = plan.sessions.iter().map(|s| s.power_kw.clone()).collect();
+        let peak = cheapest_peak(&pr, &powers);
         // Bounded by the exact plan's cost when the cost LP came out below it (by its own
         // tolerance): with the LP's lower figure the peak stage can be infeasible.
-        let (_, x) = min_cheapest_peak(&pr, &pr.capacity_kw, &energies, cost.max(lp_cost));
+        let x = min_cheapest_peak(&pr, &pr.capacity_kw, &energies, cost.max(lp_cost));
         // The LP's plan's own peak, not its peak variable (which may sit below the loads by the
         // solver's tolerance).
-        let lp_peak = (0..pr.price.len())
-            .filter(|&t| pr.price[t] == cheapest)
-            .map(|t| x.iter().map(|r| r[t]).sum::<f64>())
-            .fold(0.0, f64::max);
+        let lp_peak = cheapest_peak(&pr, &x);
         // The peak stage fixes the cost by an inequality, a degenerate LP on which Clarabel may
         // stop short of its tolerances (CI 2026-11-26 and 11-27: the LP 5e-5 and 7e-5 kW below
         // the exact peak). So the slack is measured on the LP's own solution rather than

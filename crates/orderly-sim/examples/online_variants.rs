@@ -54,6 +54,11 @@ struct Cli {
     min_sessions: usize,
 }
 
+/// Issue 3's online target: at least this share of the offline optimum's energy…
+const TARGET_ENERGY: f64 = 0.999;
+/// …at most this multiple of its cost.
+const TARGET_COST: f64 = 1.02;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
     let mut args = SimulateArgs {
@@ -101,61 +106,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     continue;
                 }
                 let none = vec![None; sc.sessions.len()];
-                let (opt, _) = simulate(&sc, none.clone(), Policy::OfflineOptimal)?;
+                let (opt, opt_plant) = simulate(&sc, none.clone(), Policy::OfflineOptimal)?;
                 let scale = if cli.calibrate.is_empty() {
                     cli.forecast_scale
                 } else {
-                    let mut before = args.clone();
-                    before.from = args
-                        .from
-                        // One day's gap, as the forecast's: a car plugged in at the window
-                        // start has not reported its energy yet.
-                        .checked_sub(jiff::Span::new().days(i64::from(cli.days) + 1))?;
-                    let psc = inputs.scenario(before.window())?;
-                    let pnone = vec![None; psc.sessions.len()];
-                    let (popt, _) = simulate(&psc, pnone.clone(), Policy::OfflineOptimal)?;
-                    let mut best: Option<(bool, f64, f64, f64)> = None; // (within, energy, cost, scale)
-                    for &k in &cli.calibrate {
-                        let (pm, _) = run_online(&psc, &cli, k, pnone.clone())?;
-                        let e = pm.energy_delivered_kwh / popt.energy_delivered_kwh.max(1e-9);
-                        let within = e >= 0.999;
-                        // Within 0.1 % beats short; among those within, the cheaper; among
-                        // those short, the one with more energy.
-                        let better = match best {
-                            None => true,
-                            Some((bw, be, bc, _)) => match (within, bw) {
-                                (true, false) => true,
-                                (false, true) => false,
-                                (true, true) => pm.cost_cny < bc - 1e-9,
-                                (false, false) => e > be + 1e-9,
-                            },
-                        };
-                        if better {
-                            best = Some((within, e, pm.cost_cny, k));
-                        }
-                    }
-                    best.map_or(cli.forecast_scale, |b| b.3)
-                };
-                if !cli.calibrate.is_empty() {
+                    let scale = calibrated_scale(&inputs, &args, &cli)?;
                     println!("  {location} {}: scale {scale}", args.from);
-                }
-                let (m, online_load) = run_online(&sc, &cli, scale, none.clone())?;
+                    scale
+                };
+                let (m, online_load) = run_online(&sc, &cli, scale, none)?;
                 if cli.by_price {
-                    let mut plant = Plant::new(&sc, none);
-                    engine::offline(&mut plant)?;
-                    let h = sc.slot_hours();
-                    let mut levels: std::collections::BTreeMap<String, [f64; 2]> =
-                        Default::default();
-                    for (t, price) in sc.price.iter().enumerate() {
-                        let e = levels.entry(format!("{price:.4}")).or_default();
-                        e[0] += plant.load_kw[t] * h;
-                        e[1] += online_load[t] * h;
-                    }
-                    for (price, [off, on]) in levels {
-                        println!(
-                            "  {location} {fraction:.2} price {price}: offline {off:.1} kWh, online {on:.1} kWh"
-                        );
-                    }
+                    print_by_price(&sc, &opt_plant.load_kw, &online_load);
                 }
                 let energy = m.energy_delivered_kwh / opt.energy_delivered_kwh;
                 let cost = m.cost_cny / opt.cost_cny;
@@ -180,7 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 t[2] += m.energy_delivered_kwh;
                 t[3] += m.cost_cny;
                 t[4] += 1.0;
-                t[5] += f64::from(u8::from(energy >= 0.999 && cost <= 1.02));
+                t[5] += f64::from(u8::from(energy >= TARGET_ENERGY && cost <= TARGET_COST));
             }
         }
     }
@@ -201,6 +162,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// The forecast scale for the window at `args`: the window before it (ending one day before it,
+/// as the forecast's history: a car plugged in at the window start has not reported its energy
+/// yet) replayed with each of `--calibrate`'s scales; within 0.1 % of that window's offline
+/// energy beats short, then the cheaper among those within, the one with more energy among
+/// those short.
+fn calibrated_scale(
+    inputs: &Inputs,
+    args: &SimulateArgs,
+    cli: &Cli,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let mut before = args.clone();
+    before.from = args
+        .from
+        .checked_sub(jiff::Span::new().days(i64::from(cli.days) + 1))?;
+    let sc = inputs.scenario(before.window())?;
+    let none = vec![None; sc.sessions.len()];
+    let (opt, _) = simulate(&sc, none.clone(), Policy::OfflineOptimal)?;
+    // (within, energy share, cost, scale)
+    let mut best: Option<(bool, f64, f64, f64)> = None;
+    for &k in &cli.calibrate {
+        let (m, _) = run_online(&sc, cli, k, none.clone())?;
+        let e = m.energy_delivered_kwh / opt.energy_delivered_kwh.max(1e-9);
+        let within = e >= TARGET_ENERGY;
+        let better = match best {
+            None => true,
+            Some((bw, be, bc, _)) => match (within, bw) {
+                (true, false) => true,
+                (false, true) => false,
+                (true, true) => m.cost_cny < bc - 1e-9,
+                (false, false) => e > be + 1e-9,
+            },
+        };
+        if better {
+            best = Some((within, e, m.cost_cny, k));
+        }
+    }
+    Ok(best.map_or(cli.forecast_scale, |b| b.3))
+}
+
+/// The energy each policy bought at each price of the window (kWh).
+fn print_by_price(sc: &orderly_sim::Scenario, offline_kw: &[f64], online_kw: &[f64]) {
+    let h = sc.slot_hours();
+    let mut levels: std::collections::BTreeMap<String, [f64; 2]> = Default::default();
+    for (t, price) in sc.price.iter().enumerate() {
+        let e = levels.entry(format!("{price:.4}")).or_default();
+        e[0] += offline_kw[t] * h;
+        e[1] += online_kw[t] * h;
+    }
+    let (location, fraction) = (&sc.spec.location, sc.spec.capacity_fraction);
+    for (price, [off, on]) in levels {
+        println!(
+            "  {location} {fraction:.2} price {price}: offline {off:.1} kWh, online {on:.1} kWh"
+        );
+    }
 }
 
 /// The online policy over the scenario, re-planned at every slot or at events; also returns

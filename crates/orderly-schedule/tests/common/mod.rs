@@ -141,14 +141,10 @@ pub fn min_cost(pr: &Problem, cap: &[f64], energies: &[f64]) -> (f64, Powers) {
     (sol.eval(&cost), powers)
 }
 
-/// Stage 4 (partial): the least peak load over the slots of the cheapest price level, among plans
-/// with these energies and at most this cost.
-pub fn min_cheapest_peak(
-    pr: &Problem,
-    cap: &[f64],
-    energies: &[f64],
-    cost: f64,
-) -> (f64, Vec<Vec<f64>>) {
+/// Stage 4 (partial): a plan with the least peak load over the slots of the cheapest price
+/// level, among plans with these energies and at most this cost: power per session per slot, as
+/// the solver returned it (the caller measures what it violated).
+pub fn min_cheapest_peak(pr: &Problem, cap: &[f64], energies: &[f64], cost: f64) -> Powers {
     let hh = h(pr);
     let mut m = model(pr);
     let peak = m.vars.add(variable().min(0.0));
@@ -173,11 +169,18 @@ pub fn min_cheapest_peak(
     }
     let p = m.p.clone();
     let sol = solve_min(m.vars, peak.into(), cs);
-    let powers = p
-        .iter()
+    p.iter()
         .map(|r| r.iter().map(|v| v.map_or(0.0, |v| sol.value(v))).collect())
-        .collect();
-    (sol.value(peak), powers)
+        .collect()
+}
+
+/// The largest total load over the slots of the cheapest price level.
+pub fn cheapest_peak(pr: &Problem, powers: &[Vec<f64>]) -> f64 {
+    let cheapest = pr.price.iter().cloned().fold(f64::INFINITY, f64::min);
+    (0..pr.price.len())
+        .filter(|&t| pr.price[t] == cheapest)
+        .map(|t| powers.iter().map(|r| r[t]).sum::<f64>())
+        .fold(0.0, f64::max)
 }
 
 /// Check the plan's hard rules: windows, rates, capacity, never more than requested.
